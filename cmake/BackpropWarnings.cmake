@@ -1,0 +1,21 @@
+# Flags for the project's own targets only (tests, examples, benchmarks): never put on the
+# INTERFACE of backprop::backprop, so consumers keep their own choices.
+function(backprop_own_target target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+    # GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_*) when Eigen's AVX-512
+    # kernels are inlined: a false positive, GCC bug 105593, fixed in GCC 13.
+    target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+  endif()
+  if(BACKPROP_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(BACKPROP_NATIVE)
+    target_compile_options(${target} PRIVATE -march=native)
+  endif()
+  if(BACKPROP_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined
+                                             -fno-sanitize-recover=all -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

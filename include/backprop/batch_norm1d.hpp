@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// backprop: BatchNorm1d over (N, C) inputs, with its hand-written backward pass.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+
+#include "module.hpp"
+
+namespace backprop {
+
+/// Batch normalisation over the batch dimension of a (N, C) input, as torch.nn.BatchNorm1d
+/// (https://pytorch.org/docs/stable/generated/torch.nn.BatchNorm1d.html).
+///   train(): normalises with the batch mean and the biased batch variance, and updates
+///            running_mean/running_var with the *unbiased* variance, momentum weighting the
+///            new value: running = (1 - momentum) * running + momentum * batch (ATen's rule);
+///   eval():  normalises with running_mean and running_var.
+/// A training batch of one sample has no variance and is an error, as in PyTorch.
+/// Derivation: docs/math/batch_norm1d.md   Proof: tests/test_batch_norm1d.cpp
+/// Example: BatchNorm1d<float> bn(300); const Tensor<float>& y = bn.forward(x);
+template <typename T>
+class BatchNorm1d : public Module<T> {
+ public:
+  explicit BatchNorm1d(Index num_features, double eps = 1e-5, double momentum = 0.1,
+                       bool affine = true, bool track_running_stats = true)
+      : num_features_(num_features), eps_(eps), momentum_(momentum), affine_(affine),
+        track_running_stats_(track_running_stats) {
+    detail::check(num_features > 0, "BatchNorm1d", "num_features must be positive, got ",
+                  num_features);
+    detail::check(eps > 0, "BatchNorm1d", "eps must be positive, got ", eps);
+    detail::check(momentum >= 0 && momentum <= 1, "BatchNorm1d",
+                  "momentum must be in [0, 1], got ", momentum);
+    if (affine_) {
+      weight = Tensor<T>::ones({num_features});
+      bias = Tensor<T>::zeros({num_features});
+      grad_weight = Tensor<T>::zeros({num_features});
+      grad_bias = Tensor<T>::zeros({num_features});
+    }
+    if (track_running_stats_) {
+      running_mean = Tensor<T>::zeros({num_features});
+      running_var = Tensor<T>::ones({num_features});
+      num_batches_tracked = Tensor<std::int64_t>::zeros({});
+    }
+  }
+
+  // x: (N, C) -> y: (N, C).   x_hat = (x - mean) * inv_std;   y = gamma * x_hat + beta
+  // (gamma = weight, beta = bias). Saves x_hat (N, C) and inv_std (C).
+  const Tensor<T>& forward(const Tensor<T>& x) override {
+    detail::check(x.dim() == 2, "BatchNorm1d::forward",
+                  "x must be 2-D (N, num_features), got shape ", detail::shape_str(x.shape()));
+    detail::check(x.size(1) == num_features_, "BatchNorm1d::forward", "x has ", x.size(1),
+                  " columns, expected num_features = ", num_features_);
+    const Index n = x.size(0);
+    const bool batch_stats = this->is_training() || !track_running_stats_;
+    detail::check(!batch_stats || n > 1, "BatchNorm1d::forward",
+                  "expected more than 1 value per channel when training, got input of shape ",
+                  detail::shape_str(x.shape()));
+    const typename Tensor<T>::ConstMatrixMap xm = x.matrix();
+    mean_.resize({num_features_});
+    inv_std_.resize({num_features_});
+    x_hat_.resize(x.shape());
+    auto mean = mean_.vector();
+    auto inv_std = inv_std_.vector();
+    auto x_hat = x_hat_.matrix();
+    if (batch_stats) {
+      mean = xm.colwise().mean().transpose();                              // (C)
+      x_hat = xm.rowwise() - mean.transpose();                             // x - mean, (N, C)
+      var_.resize({num_features_});
+      var_.vector() = x_hat.colwise().squaredNorm().transpose() / T(n);    // biased, (C)
+      inv_std = (var_.vector().array() + T(eps_)).rsqrt().matrix();
+      x_hat.array().rowwise() *= inv_std.transpose().array();
+      if (this->is_training() && track_running_stats_) {
+        const T m = T(momentum_);
+        const T unbias = T(n) / T(n - 1);
+        running_mean.vector() = (T(1) - m) * running_mean.vector() + m * mean;
+        running_var.vector() = (T(1) - m) * running_var.vector() + (m * unbias) * var_.vector();
+        num_batches_tracked[0] += 1;
+      }
+    } else {
+      mean = running_mean.vector();
+      inv_std = (running_var.vector().array() + T(eps_)).rsqrt().matrix();
+      x_hat = (xm.rowwise() - mean.transpose()).array().rowwise() * inv_std.transpose().array();
+    }
+    used_batch_stats_ = batch_stats;
+    output_.resize(x.shape());
+    if (affine_) {
+      output_.matrix() = (x_hat.array().rowwise() * weight.vector().transpose().array())
+                             .rowwise() + bias.vector().transpose().array();
+    } else {
+      output_.matrix() = x_hat;
+    }
+    return output_;
+  }
+
+  // dy = grad_output (N, C); mean_n is the mean over the batch.
+  //   dbeta  += sum_n dy                                                        (C)
+  //   dgamma += sum_n dy * x_hat                                                (C)
+  //   train:  dx = gamma * inv_std * (dy - mean_n(dy) - x_hat * mean_n(dy * x_hat))  (N, C)
+  //   eval:   dx = gamma * inv_std * dy      (mean and inv_std are constants then)
+  const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    detail::check(x_hat_.dim() == 2, "BatchNorm1d::backward", "called before forward");
+    detail::check(grad_output.shape() == x_hat_.shape(), "BatchNorm1d::backward",
+                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
+                  ", expected the output's shape ", detail::shape_str(x_hat_.shape()));
+    const typename Tensor<T>::ConstMatrixMap dy = grad_output.matrix();
+    const typename Tensor<T>::ConstMatrixMap x_hat = std::as_const(x_hat_).matrix();
+    const Index n = dy.rows();
+    sum_dy_.resize({num_features_});
+    sum_dy_x_hat_.resize({num_features_});
+    scale_.resize({num_features_});
+    auto sum_dy = sum_dy_.vector();
+    auto sum_dy_x_hat = sum_dy_x_hat_.vector();
+    auto scale = scale_.vector();
+    sum_dy = dy.colwise().sum().transpose();                                   // (C)
+    sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();         // (C)
+    if (affine_) {
+      grad_bias.vector() += sum_dy;
+      grad_weight.vector() += sum_dy_x_hat;
+      scale = weight.vector().cwiseProduct(inv_std_.vector());                  // gamma * inv_std
+    } else {
+      scale = inv_std_.vector();
+    }
+    grad_input_.resize(x_hat_.shape());
+    auto dx = grad_input_.matrix();
+    if (used_batch_stats_) {
+      // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat)
+      dx = dy.rowwise() - (sum_dy / T(n)).transpose();
+      dx -= (x_hat.array().rowwise() * (sum_dy_x_hat / T(n)).transpose().array()).matrix();
+      dx.array().rowwise() *= scale.transpose().array();
+    } else {
+      dx = dy.array().rowwise() * scale.transpose().array();
+    }
+    return grad_input_;
+  }
+
+  void visit(StateVisitor<T>& v) override {
+    if (affine_) {
+      v.parameter("weight", weight, grad_weight);
+      v.parameter("bias", bias, grad_bias);
+    }
+    if (track_running_stats_) {
+      v.buffer("running_mean", running_mean);
+      v.buffer("running_var", running_var);
+      v.buffer("num_batches_tracked", num_batches_tracked);
+    }
+  }
+
+  Index num_features() const { return num_features_; }
+  double eps() const { return eps_; }
+  double momentum() const { return momentum_; }
+
+  Tensor<T> weight, bias, grad_weight, grad_bias;  // gamma, beta (C)
+  Tensor<T> running_mean, running_var;             // (C)
+  Tensor<std::int64_t> num_batches_tracked;        // scalar
+
+ private:
+  Index num_features_;
+  double eps_, momentum_;
+  bool affine_, track_running_stats_;
+  bool used_batch_stats_ = false;
+  Tensor<T> x_hat_, inv_std_;                      // saved: (N, C), (C)
+  Tensor<T> mean_, var_, output_, grad_input_;     // reused buffers
+  Tensor<T> sum_dy_, sum_dy_x_hat_, scale_;        // reused buffers (C)
+};
+
+}  // namespace backprop

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// backprop: Linear, y = x W^T + b, with its hand-written backward pass.
+#pragma once
+
+#include <cmath>
+
+#include "module.hpp"
+
+namespace backprop {
+
+/// The process-wide generator that layers draw their initial weights from when no
+/// generator is given, as PyTorch's default generator. Seed it with manual_seed().
+inline Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+/// As torch.manual_seed(seed).
+inline void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+
+/// y = x W^T + b, as torch.nn.Linear (https://pytorch.org/docs/stable/generated/torch.nn.Linear.html).
+/// W and b start uniform in [-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
+/// Derivation: docs/math/linear.md   Proof: tests/test_linear.cpp
+/// Example: Linear<float> fc(784, 300); const Tensor<float>& y = fc.forward(x);
+template <typename T>
+class Linear : public Module<T> {
+ public:
+  Linear(Index in_features, Index out_features, bool bias = true)
+      : Linear(in_features, out_features, bias, default_generator()) {}
+  Linear(Index in_features, Index out_features, bool bias, Generator& gen)
+      : in_features_(in_features), out_features_(out_features), has_bias_(bias) {
+    detail::check(in_features > 0, "Linear", "in_features must be positive, got ", in_features);
+    detail::check(out_features > 0, "Linear", "out_features must be positive, got ",
+                  out_features);
+    // kaiming_uniform_(a = sqrt(5)) reduces to this bound; the bias uses the same one.
+    const T bound = T(1) / std::sqrt(static_cast<T>(in_features));
+    weight = Tensor<T>::rand({out_features, in_features}, gen, -bound, bound);
+    grad_weight = Tensor<T>::zeros({out_features, in_features});
+    if (has_bias_) {
+      this->bias = Tensor<T>::rand({out_features}, gen, -bound, bound);
+      grad_bias = Tensor<T>::zeros({out_features});
+    }
+  }
+
+  // x: (N, in) -> y: (N, out). Saves a copy of x (so the caller may reuse its buffer).
+  const Tensor<T>& forward(const Tensor<T>& x) override {
+    detail::check(x.dim() == 2, "Linear::forward", "x must be 2-D (N, in_features), got shape ",
+                  detail::shape_str(x.shape()));
+    detail::check(x.size(1) == in_features_, "Linear::forward", "x has ", x.size(1),
+                  " columns, expected in_features = ", in_features_);
+    input_.resize(x.shape());
+    input_.vector() = x.vector();
+    output_.resize({x.size(0), out_features_});
+    output_.matrix().noalias() = x.matrix() * weight.matrix().transpose();
+    if (has_bias_) output_.matrix().rowwise() += bias.vector().transpose();
+    return output_;
+  }
+
+  // dy = grad_output (N, out). Accumulates into grad_*, returns dL/dx.
+  //   dL/dW += dy^T * x     (out, in)
+  //   dL/db += sum_n dy     (out)
+  //   dL/dx  = dy * W       (N, in)
+  const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    detail::check(input_.dim() == 2, "Linear::backward", "called before forward");
+    detail::check(grad_output.shape() == output_.shape(), "Linear::backward",
+                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
+                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    const typename Tensor<T>::ConstMatrixMap dy = grad_output.matrix();
+    grad_weight.matrix().noalias() += dy.transpose() * input_.matrix();
+    if (has_bias_) grad_bias.vector() += dy.colwise().sum().transpose();
+    grad_input_.resize(input_.shape());
+    grad_input_.matrix().noalias() = dy * weight.matrix();
+    return grad_input_;
+  }
+
+  void visit(StateVisitor<T>& v) override {
+    v.parameter("weight", weight, grad_weight);
+    if (has_bias_) v.parameter("bias", bias, grad_bias);
+  }
+
+  Index in_features() const { return in_features_; }
+  Index out_features() const { return out_features_; }
+
+  Tensor<T> weight, bias, grad_weight, grad_bias;  // W (out, in), b (out): PyTorch shapes
+
+ private:
+  Index in_features_, out_features_;
+  bool has_bias_;
+  Tensor<T> input_;                           // saved x (N, in)
+  Tensor<T> output_, grad_input_;             // reused buffers
+};
+
+}  // namespace backprop

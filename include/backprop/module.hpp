@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// backprop: the Module interface (forward, backward, parameters, buffers, train/eval).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "tensor.hpp"
+
+namespace backprop {
+
+template <typename T>
+class Module;
+
+/// A trainable tensor and its gradient, named as in PyTorch's state_dict ("layer1.0.weight").
+template <typename T>
+struct Parameter {
+  std::string name;
+  Tensor<T>* value;
+  Tensor<T>* grad;
+};
+
+/// One state_dict entry: a parameter or a buffer. Buffers are T (running_mean) or int64
+/// (num_batches_tracked), as in PyTorch.
+template <typename T>
+struct StateEntry {
+  std::string name;
+  std::variant<Tensor<T>*, Tensor<std::int64_t>*> tensor;
+  Tensor<T>* grad;  // the parameter's gradient; nullptr for a buffer
+};
+
+/// Receives what a module owns, in PyTorch's order: its parameters, its buffers, then its
+/// children. Names are relative; a child's own names follow "<child name>.".
+template <typename T>
+class StateVisitor {
+ public:
+  virtual ~StateVisitor() = default;
+  virtual void parameter(std::string_view /*name*/, Tensor<T>& /*value*/, Tensor<T>& /*grad*/) {}
+  virtual void buffer(std::string_view /*name*/, Tensor<T>& /*value*/) {}
+  virtual void buffer(std::string_view /*name*/, Tensor<std::int64_t>& /*value*/) {}
+  virtual void module(std::string_view /*name*/, Module<T>& child) { child.visit(*this); }
+};
+
+/// The base of every layer and model, as torch.nn.Module.
+///   forward(x) returns y and saves what backward needs;
+///   backward(dy) takes dL/dy, accumulates dL/dparam into grad_<param> with +=, returns dL/dx.
+/// Both return a reference to a buffer the module owns, valid until its next call; copy it
+/// if you need it longer. A module with children lists them in visit(), which is all that
+/// parameters(), state_dict(), zero_grad() and train() need.
+/// Example: y = model.forward(x); loss.forward(y, labels); model.backward(loss.backward());
+template <typename T>
+class Module {
+ public:
+  using Scalar = T;
+  virtual ~Module() = default;
+
+  virtual const Tensor<T>& forward(const Tensor<T>& input) = 0;
+  virtual const Tensor<T>& backward(const Tensor<T>& grad_output) = 0;
+
+  /// Lists parameters, buffers and child modules (see StateVisitor). Leaf modules without
+  /// state keep this default.
+  virtual void visit(StateVisitor<T>& /*visitor*/) {}
+
+  const Tensor<T>& operator()(const Tensor<T>& input) { return forward(input); }
+
+  /// Training mode (batch statistics in BatchNorm) or evaluation mode, for this module and
+  /// all its children.
+  void train(bool on = true) {
+    training_ = on;
+    struct Train : StateVisitor<T> {
+      bool on;
+      explicit Train(bool o) : on(o) {}
+      void module(std::string_view, Module<T>& child) override { child.train(on); }
+    } visitor(on);
+    visit(visitor);
+  }
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  /// Sets every parameter gradient to zero (PyTorch's zero_grad(set_to_none=False)).
+  void zero_grad() {
+    struct Zero : StateVisitor<T> {
+      void parameter(std::string_view, Tensor<T>&, Tensor<T>& grad) override { grad.zero_(); }
+    } visitor;
+    visit(visitor);
+  }
+
+  /// Every parameter with its gradient, named and ordered as model.named_parameters().
+  std::vector<Parameter<T>> parameters() {
+    std::vector<Parameter<T>> out;
+    for (const StateEntry<T>& e : state_dict())
+      if (e.grad) out.push_back({e.name, std::get<Tensor<T>*>(e.tensor), e.grad});
+    return out;
+  }
+
+  /// Parameters and buffers, named and ordered as model.state_dict().
+  std::vector<StateEntry<T>> state_dict() {
+    struct Collect : StateVisitor<T> {
+      std::vector<StateEntry<T>> entries;
+      std::string prefix;
+      void parameter(std::string_view name, Tensor<T>& value, Tensor<T>& grad) override {
+        entries.push_back({prefix + std::string(name), &value, &grad});
+      }
+      void buffer(std::string_view name, Tensor<T>& value) override {
+        entries.push_back({prefix + std::string(name), &value, nullptr});
+      }
+      void buffer(std::string_view name, Tensor<std::int64_t>& value) override {
+        entries.push_back({prefix + std::string(name), &value, nullptr});
+      }
+      void module(std::string_view name, Module<T>& child) override {
+        const std::size_t saved = prefix.size();
+        prefix += std::string(name) + ".";
+        child.visit(*this);
+        prefix.resize(saved);
+      }
+    } collect;
+    visit(collect);
+    return std::move(collect.entries);
+  }
+
+ protected:
+  Module() = default;
+  Module(const Module&) = default;
+  Module(Module&&) noexcept = default;
+  Module& operator=(const Module&) = default;
+  Module& operator=(Module&&) noexcept = default;
+
+ private:
+  bool training_ = true;
+};
+
+}  // namespace backprop

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT
+// backprop: ReLU, y = max(x, 0), with its hand-written backward pass.
+#pragma once
+
+#include "module.hpp"
+
+namespace backprop {
+
+/// y = max(x, 0) elementwise, as torch.nn.ReLU. Any shape.
+/// Derivation: docs/math/relu.md   Proof: tests/test_relu.cpp
+/// Example: ReLU<float> relu; const Tensor<float>& y = relu.forward(x);
+template <typename T>
+class ReLU : public Module<T> {
+ public:
+  ReLU() = default;
+
+  // x -> y = max(x, 0), same shape. Saves y: y > 0 exactly where x > 0.
+  const Tensor<T>& forward(const Tensor<T>& x) override {
+    output_.resize(x.shape());
+    output_.vector() = x.vector().cwiseMax(T(0));
+    return output_;
+  }
+
+  // dL/dx = dy * 1[y > 0]   (the subgradient at x = 0 is 0, as in PyTorch)
+  const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    detail::check(grad_output.shape() == output_.shape(), "ReLU::backward",
+                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
+                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    grad_input_.resize(output_.shape());
+    grad_input_.vector() =
+        (output_.vector().array() > T(0)).select(grad_output.vector(), T(0));
+    return grad_input_;
+  }
+
+ private:
+  Tensor<T> output_;      // saved y
+  Tensor<T> grad_input_;  // reused buffer
+};
+
+}  // namespace backprop

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+// backprop: SGD with momentum, dampening, weight decay and Nesterov; StepLR schedule.
+#pragma once
+
+#include <utility>
+#include <vector>
+
+#include "module.hpp"
+
+namespace backprop {
+
+/// Stochastic gradient descent with PyTorch's exact update rule, as torch.optim.SGD
+/// (https://pytorch.org/docs/stable/generated/torch.optim.SGD.html). For each parameter p
+/// with gradient g:
+///   g = g + weight_decay * p
+///   if momentum != 0:
+///     buf = g                                          on the first step (a clone of g)
+///     buf = momentum * buf + (1 - dampening) * g       afterwards
+///     g   = nesterov ? g + momentum * buf : buf
+///   p = p - lr * g
+/// The optimizer keeps pointers to the model's tensors: keep the model where it is.
+/// Derivation: docs/math/sgd.md   Proof: tests/test_sgd.cpp
+/// Example: SGD<float> optimizer(model.parameters(), /*lr=*/0.01, /*momentum=*/0.5);
+template <typename T>
+class SGD {
+ public:
+  SGD(std::vector<Parameter<T>> parameters, double lr, double momentum = 0,
+      double dampening = 0, double weight_decay = 0, bool nesterov = false)
+      : parameters_(std::move(parameters)), lr_(lr), momentum_(momentum),
+        dampening_(dampening), weight_decay_(weight_decay), nesterov_(nesterov) {
+    detail::check(lr >= 0, "SGD", "lr must be >= 0, got ", lr);
+    detail::check(momentum >= 0, "SGD", "momentum must be >= 0, got ", momentum);
+    detail::check(weight_decay >= 0, "SGD", "weight_decay must be >= 0, got ", weight_decay);
+    detail::check(!nesterov || (momentum > 0 && dampening == 0), "SGD",
+                  "nesterov requires momentum > 0 and dampening = 0, got momentum = ", momentum,
+                  ", dampening = ", dampening);
+    for (const Parameter<T>& p : parameters_)
+      detail::check(p.value && p.grad && p.value->shape() == p.grad->shape(), "SGD",
+                    "parameter '", p.name, "' has no gradient of its shape");
+  }
+
+  /// One update of every parameter from its current gradient.
+  void step() {
+    const bool first = momentum_buffer_.empty();
+    if (momentum_ != 0 && first) momentum_buffer_.resize(parameters_.size());
+    const T lr = T(lr_), momentum = T(momentum_), wd = T(weight_decay_);
+    const T keep = T(1 - dampening_);
+    for (std::size_t i = 0; i < parameters_.size(); ++i) {
+      typename Tensor<T>::VectorMap p = parameters_[i].value->vector();
+      const typename Tensor<T>::ConstVectorMap grad = std::as_const(*parameters_[i].grad).vector();
+      // d_p = g + weight_decay * p: kept as an expression, evaluated inside each update.
+      if (momentum_ == 0) {
+        if (wd != 0) p -= lr * (grad + wd * p);
+        else p -= lr * grad;
+        continue;
+      }
+      Tensor<T>& buffer = momentum_buffer_[i];
+      if (first) {
+        buffer.resize(parameters_[i].value->shape());
+        buffer.vector() = grad + wd * p;
+      } else {
+        buffer.vector() = momentum * buffer.vector() + keep * (grad + wd * p);
+      }
+      if (nesterov_) p -= lr * ((grad + wd * p) + momentum * buffer.vector());
+      else p -= lr * buffer.vector();
+    }
+  }
+
+  /// Zeroes the gradients of the parameters this optimizer updates.
+  void zero_grad() {
+    for (Parameter<T>& p : parameters_) p.grad->zero_();
+  }
+
+  double lr() const { return lr_; }
+  void set_lr(double lr) {
+    detail::check(lr >= 0, "SGD::set_lr", "lr must be >= 0, got ", lr);
+    lr_ = lr;
+  }
+  double momentum() const { return momentum_; }
+
+  const std::vector<Parameter<T>>& parameters() const { return parameters_; }
+  /// One buffer per parameter, in parameters() order; empty until the first step() with
+  /// momentum (PyTorch creates them then). Checkpoints save and restore these.
+  std::vector<Tensor<T>>& momentum_buffer() { return momentum_buffer_; }
+
+ private:
+  std::vector<Parameter<T>> parameters_;
+  double lr_, momentum_, dampening_, weight_decay_;
+  bool nesterov_;
+  std::vector<Tensor<T>> momentum_buffer_;
+};
+
+/// Step decay of an optimizer's learning rate: in epoch e (from 0) the lr is
+///   base_lr * gamma^k,  k = floor(e / step_size) + (decay_at_start ? 1 : 0),
+/// computed by k successive multiplications, as PyTorch's StepLR and the reference programs
+/// do, so the float values match theirs. decay_at_start = true also decays at the start of
+/// epoch 0: reference 1's "if epoch % 5 == 0: lr *= 0.1". step_size = 0 keeps lr constant.
+/// Example: StepLR<SGD<float>> schedule(opt, 5, 0.1, true); schedule.set_epoch(epoch);
+template <typename Optimizer>
+class StepLR {
+ public:
+  StepLR(Optimizer& optimizer, Index step_size, double gamma = 0.1, bool decay_at_start = false)
+      : optimizer_(optimizer), base_lr_(optimizer.lr()), step_size_(step_size), gamma_(gamma),
+        decay_at_start_(decay_at_start) {
+    detail::check(step_size >= 0, "StepLR", "step_size must be >= 0, got ", step_size);
+    detail::check(gamma > 0, "StepLR", "gamma must be > 0, got ", gamma);
+  }
+
+  double lr_at(Index epoch) const {
+    if (step_size_ == 0) return base_lr_;
+    const Index k = epoch / step_size_ + (decay_at_start_ ? 1 : 0);
+    double lr = base_lr_;
+    for (Index i = 0; i < k; ++i) lr *= gamma_;
+    return lr;
+  }
+
+  /// Sets the optimizer's lr for this epoch and returns it; call at the start of each epoch.
+  double set_epoch(Index epoch) {
+    detail::check(epoch >= 0, "StepLR::set_epoch", "epoch must be >= 0, got ", epoch);
+    optimizer_.set_lr(lr_at(epoch));
+    return optimizer_.lr();
+  }
+
+ private:
+  Optimizer& optimizer_;
+  double base_lr_;
+  Index step_size_;
+  double gamma_;
+  bool decay_at_start_;
+};
+
+}  // namespace backprop

@@ -1,0 +1,15 @@
+# cmake -DSOURCE=... -DBINARY=... -DARGS=a;b -P build_and_run.cmake
+# Configures, builds and runs a consumer project; fails on any error.
+file(REMOVE_RECURSE ${BINARY})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${BINARY} ${ARGS} RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "configuring ${SOURCE} failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BINARY} RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "building ${SOURCE} failed")
+endif()
+execute_process(COMMAND ${BINARY}/consumer RESULT_VARIABLE rc)
+if(rc)
+  message(FATAL_ERROR "running the consumer failed")
+endif()

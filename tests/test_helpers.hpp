@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+// Shared test helpers: tensor comparison that reports where and by how much it fails.
+#pragma once
+
+#include <backprop/tensor.hpp>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace backprop_test {
+
+// Passes when |actual - expected| <= atol + rtol * |expected| for every element. On failure
+// the message gives the first bad index, both values and the max abs/rel errors.
+template <typename T, typename U>
+void check_close(const backprop::Tensor<T>& actual, const std::vector<U>& expected,
+                 const backprop::Shape& expected_shape, double rtol, double atol,
+                 const std::string& what) {
+  INFO(what);
+  REQUIRE(actual.shape() == expected_shape);
+  REQUIRE(actual.numel() == static_cast<backprop::Index>(expected.size()));
+  double max_abs = 0, max_rel = 0;
+  long first_bad = -1;
+  for (backprop::Index i = 0; i < actual.numel(); ++i) {
+    const double a = static_cast<double>(actual[i]), e = static_cast<double>(expected[i]);
+    const double err = std::abs(a - e);
+    max_abs = std::max(max_abs, err);
+    max_rel = std::max(max_rel, err / std::max(std::abs(e), 1e-30));
+    if (!(err <= atol + rtol * std::abs(e)) && first_bad < 0) first_bad = static_cast<long>(i);
+  }
+  std::ostringstream msg;
+  msg << what << ": max abs err " << max_abs << ", max rel err " << max_rel;
+  if (first_bad >= 0)
+    msg << "; first mismatch at flat index " << first_bad << ": expected "
+        << static_cast<double>(expected[static_cast<std::size_t>(first_bad)]) << ", got "
+        << static_cast<double>(actual[first_bad]);
+  INFO(msg.str());
+  CHECK(first_bad == -1);
+}
+
+template <typename T>
+void check_close(const backprop::Tensor<T>& actual, const backprop::Tensor<T>& expected,
+                 double rtol, double atol, const std::string& what) {
+  check_close(actual, std::vector<T>(expected.begin(), expected.end()), expected.shape(), rtol,
+              atol, what);
+}
+
+}  // namespace backprop_test
