@@ -44,7 +44,8 @@ class CrossEntropyLoss {
       const T row_max = x.row(i).maxCoeff();
       p.row(i) = (x.row(i).array() - row_max).exp().matrix();       // exp(x - max), (C)
       const T sum = p.row(i).sum();
-      total += std::log(sum) + row_max - x(i, target[i]);          // lse(x) - x_t
+      // lse(x) - x_t = (max - x_t) + log(sum): the large terms cancel first, exactly
+      total += (row_max - x(i, target[i])) + std::log(sum);
       p.row(i) /= sum;                                              // softmax
     }
     scale_ = reduction_ == Reduction::Mean ? T(1) / T(n) : T(1);

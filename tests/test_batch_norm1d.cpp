@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+// BatchNorm1d: gradient checks in train and eval mode (behind a Linear), running statistics,
+// mode switching, misuse.
+#include <backprop/batch_norm1d.hpp>
+#include <backprop/gradcheck.hpp>
+#include <backprop/linear.hpp>
+#include <backprop/sequential.hpp>
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using namespace backprop;
+
+// Tolerance for every gradcheck here: torch.autograd.gradcheck's double defaults,
+// |analytic - numeric| <= 1e-5 + 1e-3 |numeric| with eps = 1e-6 (see GradcheckOptions).
+
+namespace {
+// A Linear in front, so BatchNorm's dx is checked through the chain rule as it is used, and
+// gamma/beta that are not 1/0 so every term of the backward matters.
+Sequential<double> linear_then_bn(Generator& gen, bool affine = true, bool track = true) {
+  Sequential<double> net(Linear<double>(7, 3, true, gen),
+                         BatchNorm1d<double>(3, 1e-5, 0.1, affine, track));
+  if (affine) {
+    auto& bn = static_cast<BatchNorm1d<double>&>(net[1]);
+    bn.weight = Tensor<double>::rand({3}, gen, 0.5, 1.5);
+    bn.bias = Tensor<double>::randn({3}, gen);
+  }
+  return net;
+}
+}  // namespace
+
+TEST_CASE("BatchNorm1d: gradcheck in train mode (batch statistics)", "[batch_norm1d][gradcheck]") {
+  Generator gen(5);
+  for (bool affine : {true, false}) {
+    Sequential<double> net = linear_then_bn(gen, affine);
+    const Tensor<double> x = Tensor<double>::randn({5, 7}, gen, 0.5, 2.0);
+    const GradcheckResult r = gradcheck(net, x);
+    INFO("affine = " << affine << "\n" << r.failures);
+    CHECK(r.ok);
+    CHECK(r.checked == 5 * 7 + 3 * 7 + 3 + (affine ? 6 : 0));
+  }
+}
+
+TEST_CASE("BatchNorm1d: gradcheck in eval mode (running statistics)", "[batch_norm1d][gradcheck]") {
+  Generator gen(6);
+  Sequential<double> net = linear_then_bn(gen);
+  // a few training batches so running_mean/var are not 0/1
+  for (int i = 0; i < 3; ++i) net.forward(Tensor<double>::randn({5, 7}, gen, 1.0, 3.0));
+  net.eval();
+  const Tensor<double> x = Tensor<double>::randn({5, 7}, gen);
+  const GradcheckResult r = gradcheck(net, x);
+  INFO(r.failures);
+  CHECK(r.ok);
+}
+
+TEST_CASE("BatchNorm1d: gradcheck without running statistics", "[batch_norm1d][gradcheck]") {
+  Generator gen(7);
+  Sequential<double> net = linear_then_bn(gen, true, false);
+  net.eval();  // still batch statistics: there are no running ones
+  const GradcheckResult r = gradcheck(net, Tensor<double>::randn({5, 7}, gen));
+  INFO(r.failures);
+  CHECK(r.ok);
+}
+
+TEST_CASE("BatchNorm1d: train normalises with batch statistics, biased variance", "[batch_norm1d]") {
+  BatchNorm1d<double> bn(2, /*eps=*/0.0 + 1e-12);
+  const Tensor<double> x({4, 2}, {1, 10, 2, 20, 3, 30, 4, 40});
+  const Tensor<double>& y = bn.forward(x);
+  // column 0: mean 2.5, biased var 1.25 -> (1 - 2.5) / sqrt(1.25)
+  CHECK(y.at({0, 0}) == Approx(-1.5 / std::sqrt(1.25)).epsilon(1e-9));
+  CHECK(y.at({3, 1}) == Approx(15.0 / std::sqrt(125.0)).epsilon(1e-9));
+  // running stats: momentum 0.1 weights the new value; the variance is unbiased (n-1)
+  CHECK(bn.running_mean[0] == Approx(0.9 * 0 + 0.1 * 2.5));
+  CHECK(bn.running_var[0] == Approx(0.9 * 1 + 0.1 * (5.0 / 3.0)));
+  CHECK(bn.running_var[1] == Approx(0.9 * 1 + 0.1 * (500.0 / 3.0)));
+  CHECK(bn.num_batches_tracked[0] == 1);
+  bn.forward(x);
+  CHECK(bn.num_batches_tracked[0] == 2);
+  CHECK(bn.running_mean[0] == Approx(0.9 * 0.25 + 0.1 * 2.5));
+}
+
+TEST_CASE("BatchNorm1d: eval uses running statistics and leaves them alone", "[batch_norm1d]") {
+  BatchNorm1d<double> bn(1);
+  bn.running_mean[0] = 2.0;
+  bn.running_var[0] = 4.0;
+  bn.weight[0] = 3.0;
+  bn.bias[0] = 1.0;
+  bn.eval();
+  CHECK_FALSE(bn.is_training());
+  const Tensor<double>& y = bn.forward(Tensor<double>({1, 1}, {6.0}));  // a batch of 1 is fine
+  CHECK(y[0] == Approx(3.0 * (6.0 - 2.0) / std::sqrt(4.0 + 1e-5) + 1.0));
+  CHECK(bn.running_mean[0] == 2.0);
+  CHECK(bn.num_batches_tracked[0] == 0);
+  bn.train();
+  CHECK(bn.is_training());
+}
+
+TEST_CASE("BatchNorm1d: train()/eval() reach modules nested in Sequential", "[batch_norm1d]") {
+  Sequential<float> inner(BatchNorm1d<float>(2));
+  Sequential<float> outer(Linear<float>(3, 2), std::move(inner));
+  outer.eval();
+  CHECK_FALSE(static_cast<Sequential<float>&>(outer[1])[0].is_training());
+  outer.train();
+  CHECK(static_cast<Sequential<float>&>(outer[1])[0].is_training());
+}
+
+TEST_CASE("BatchNorm1d: state_dict names and order match PyTorch", "[batch_norm1d]") {
+  BatchNorm1d<float> bn(4);
+  const auto entries = bn.state_dict();
+  REQUIRE(entries.size() == 5);
+  CHECK(entries[0].name == "weight");
+  CHECK(entries[1].name == "bias");
+  CHECK(entries[2].name == "running_mean");
+  CHECK(entries[3].name == "running_var");
+  CHECK(entries[4].name == "num_batches_tracked");
+  CHECK(entries[4].grad == nullptr);
+  CHECK(std::get<Tensor<std::int64_t>*>(entries[4].tensor)->dim() == 0);
+}
+
+TEST_CASE("BatchNorm1d: misuse throws naming the problem", "[batch_norm1d][errors]") {
+  BatchNorm1d<float> bn(300);
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>({1, 300})),
+                    "BatchNorm1d::forward: expected more than 1 value per channel when training, "
+                    "got input of shape [1, 300]");
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>({8, 299})),
+                    "BatchNorm1d::forward: x has 299 columns, expected num_features = 300");
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>({8, 300, 2})),
+                    "BatchNorm1d::forward: x must be 2-D (N, num_features), got shape [8, 300, 2]");
+  CHECK_THROWS_WITH(BatchNorm1d<float>(0), "BatchNorm1d: num_features must be positive, got 0");
+  CHECK_THROWS_WITH(BatchNorm1d<float>(3, 0.0), "BatchNorm1d: eps must be positive, got 0");
+  CHECK_THROWS_WITH(BatchNorm1d<float>(3, 1e-5, 1.5),
+                    "BatchNorm1d: momentum must be in [0, 1], got 1.5");
+  CHECK_THROWS_WITH(BatchNorm1d<float>(3).backward(Tensor<float>({2, 3})),
+                    "BatchNorm1d::backward: called before forward");
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+// Module and Sequential: PyTorch state_dict names for both reference models, gradient
+// accumulation over a whole model, zero_grad, train/eval, a whole-model gradcheck.
+#include <backprop/backprop.hpp>
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "../examples/mnist/models.hpp"
+
+using namespace backprop;
+
+namespace {
+std::vector<std::string> names(Module<float>& m) {
+  std::vector<std::string> out;
+  for (const auto& e : m.state_dict()) out.push_back(e.name);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Module: reference 1's state_dict keys are PyTorch's", "[module]") {
+  mnist::Net<float> net;
+  const std::vector<std::string> expected = {
+      "layer1.0.weight",       "layer1.0.bias",        "layer1.1.weight",
+      "layer1.1.bias",         "layer1.1.running_mean", "layer1.1.running_var",
+      "layer1.1.num_batches_tracked", "layer2.0.weight", "layer2.0.bias",
+      "layer2.1.weight",       "layer2.1.bias",        "layer2.1.running_mean",
+      "layer2.1.running_var",  "layer2.1.num_batches_tracked", "layer3.0.weight",
+      "layer3.0.bias"};
+  CHECK(names(net) == expected);
+  const auto params = net.parameters();
+  REQUIRE(params.size() == 10);
+  CHECK(params[0].value->shape() == Shape{300, 784});
+  CHECK(params[0].grad == &static_cast<Linear<float>&>(net.layer1[0]).grad_weight);
+}
+
+TEST_CASE("Module: reference 2's state_dict keys are PyTorch's", "[module]") {
+  Sequential<float> net = mnist::deep_mlp<float>();
+  CHECK(names(net) == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias",
+                                               "4.weight", "4.bias", "6.weight", "6.bias",
+                                               "8.weight", "8.bias"});
+}
+
+TEST_CASE("Module: a whole model accumulates, zero_grad clears", "[module]") {
+  Generator gen(9);
+  mnist::Net<double> net(6, 5, 4, 3);
+  const Tensor<double> x = Tensor<double>::randn({7, 6}, gen);
+  const Tensor<double> dy = Tensor<double>::randn({7, 3}, gen);
+  net.forward(x);
+  net.backward(dy);
+  std::vector<Tensor<double>> once;
+  for (const auto& p : net.parameters()) once.push_back(*p.grad);
+  net.backward(dy);
+  const auto params = net.parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    INFO(params[i].name);
+    CHECK((params[i].grad->vector() - 2 * once[i].vector()).norm() <=
+          1e-12 * (1 + once[i].vector().norm()));
+  }
+  net.zero_grad();
+  for (const auto& p : net.parameters()) CHECK(p.grad->vector().norm() == 0.0);
+}
+
+TEST_CASE("Module: gradcheck through the whole reference-1 model", "[module][gradcheck]") {
+  Generator gen(10);
+  manual_seed(10);
+  mnist::Net<double> net(6, 5, 4, 3);
+  const Tensor<double> x = Tensor<double>::randn({7, 6}, gen);
+  GradcheckResult r = gradcheck(net, x);  // torch gradcheck tolerances
+  INFO(r.failures);
+  CHECK(r.ok);
+  net.eval();
+  r = gradcheck(net, x);
+  INFO(r.failures);
+  CHECK(r.ok);
+}
+
+TEST_CASE("Module: train()/eval() reach every submodule", "[module]") {
+  mnist::Net<float> net;
+  net.eval();
+  CHECK_FALSE(net.layer1[1].is_training());
+  CHECK_FALSE(net.layer3[0].is_training());
+  net.train();
+  CHECK(net.layer2[1].is_training());
+}
+
+TEST_CASE("Sequential: empty is the identity; push_back returns the stored module", "[module]") {
+  Sequential<float> seq;
+  const Tensor<float> x({1, 2}, {3, 4});
+  CHECK(&seq.forward(x) == &x);
+  Linear<float>& fc = seq.push_back(Linear<float>(2, 1));
+  fc.weight.fill_(1);
+  fc.bias.fill_(0);
+  CHECK(seq.forward(x)[0] == 7.0f);
+  CHECK(seq.size() == 1);
+}
+
+TEST_CASE("gradcheck: a wrong backward is caught and reported", "[module][gradcheck]") {
+  // dL/dx off by 1% in one element: the checker must say so.
+  struct Wrong : Module<double> {
+    Tensor<double> y, dx;
+    const Tensor<double>& forward(const Tensor<double>& x) override { return y = x; }
+    const Tensor<double>& backward(const Tensor<double>& dy) override {
+      dx = dy;
+      dx[2] *= 1.01;
+      return dx;
+    }
+  } wrong;
+  Generator gen(11);
+  const GradcheckResult r = gradcheck(wrong, Tensor<double>::randn({2, 3}, gen));
+  CHECK_FALSE(r.ok);
+  CHECK(r.failures.rfind("input[2]: analytic", 0) == 0);
+}
+
+TEST_CASE("gradcheck: restores running statistics and gradients", "[module][gradcheck]") {
+  Generator gen(12);
+  Sequential<double> net(Linear<double>(3, 2, true, gen), BatchNorm1d<double>(2));
+  auto& bn = static_cast<BatchNorm1d<double>&>(net[1]);
+  auto& fc = static_cast<Linear<double>&>(net[0]);
+  fc.grad_weight.fill_(0.25);
+  REQUIRE(gradcheck(net, Tensor<double>::randn({4, 3}, gen)).ok);
+  CHECK(bn.running_mean.vector().norm() == 0.0);
+  CHECK(bn.num_batches_tracked[0] == 0);
+  CHECK(fc.grad_weight[0] == 0.25);
+}
