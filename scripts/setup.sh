@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+# Shared by scripts/test.sh and scripts/mnist.sh (sourced, not run): installs what is
+# missing on Debian/Ubuntu, fetches MNIST, configures and builds.
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the build and tests need, and a file that proves each is there.
+required_packages=(
+  "cmake:/usr/bin/cmake"
+  "g++:/usr/bin/g++"
+  "make:/usr/bin/make"
+  "libeigen3-dev:/usr/include/eigen3/Eigen/Core"
+  "catch2:/usr/include/catch2/catch.hpp"
+  "nlohmann-json3-dev:/usr/include/nlohmann/json.hpp"
+  "zlib1g-dev:/usr/include/zlib.h"
+  "curl:/usr/bin/curl"
+  "npm:/usr/bin/npm"
+)
+
+# Installs the missing packages (apt-get, as root or through sudo). Quick when all are there.
+ensure_packages() {
+  local extra=("$@") missing=() entry
+  for entry in "${required_packages[@]}" "${extra[@]}"; do
+    [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null ||
+    die "missing ${missing[*]}, and there is no apt-get here: install them by hand"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "missing ${missing[*]}: run as root or install sudo"
+    sudo=(sudo)
+  fi
+  say "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+    die "apt-get install ${missing[*]} failed"
+}
+
+# cmake configure (only when needed) + build. Args: build dir, then extra cmake args.
+configure_and_build() {
+  local dir=$1
+  shift
+  local jobs
+  jobs=$(nproc 2>/dev/null || echo 2)
+  cmake -S "$repo_root" -B "$dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log" >&2; die "cmake configure failed (log: $dir.configure.log)"; }
+  cmake --build "$dir" -j "$jobs" || die "build failed in $dir"
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs what is missing, fetches MNIST, builds and runs the whole test suite with CTest.
+#
+#   ./scripts/test.sh                  Release build in build/ (the default)
+#   ./scripts/test.sh --sanitize       AddressSanitizer + UBSan build in build-sanitize/
+#   ./scripts/test.sh --compiler clang another compiler (gcc or clang), in build-clang/
+#   ./scripts/test.sh --no-openmp      without OpenMP, in build[-...]-no-openmp/
+#   ./scripts/test.sh --portable       without -march=native
+#   extra arguments after -- go to ctest, e.g. ./scripts/test.sh -- -R core:
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+usage() { sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'; }
+
+compiler=gcc sanitize=0 openmp=ON native=ON ctest_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --sanitize) sanitize=1 ;;
+    --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2; shift ;;
+    --no-openmp) openmp=OFF ;;
+    --portable) native=OFF ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; ctest_args=("$@"); break ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+
+extra_packages=()
+case $compiler in
+  gcc) cxx=g++ ;;
+  clang) cxx=clang++; extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/include/omp.h") ;;
+  *) die "--compiler takes gcc or clang, got '$compiler'" ;;
+esac
+ensure_packages "${extra_packages[@]}"
+"$repo_root/scripts/fetch-mnist.sh" >&2
+
+dir=$repo_root/build
+[ "$compiler" = gcc ] || dir+="-$compiler"
+[ $sanitize = 0 ] || dir+="-sanitize"
+[ $openmp = ON ] || dir+="-no-openmp"
+[ $native = ON ] || dir+="-portable"
+[ $sanitize = 0 ] || export BUILD_TYPE=RelWithDebInfo
+
+configure_and_build "$dir" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
+  -DBACKPROP_NATIVE=$native -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
+  -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$dir"
+ctest --output-on-failure -j "$(nproc 2>/dev/null || echo 2)" "${ctest_args[@]}"
