@@ -14,12 +14,18 @@ namespace backprop {
 ///   train(): normalises with the batch mean and the biased batch variance, and updates
 ///            running_mean/running_var with the *unbiased* variance, momentum weighting the
 ///            new value: running = (1 - momentum) * running + momentum * batch (ATen's rule);
-///   eval():  normalises with running_mean and running_var.
+///   eval():  normalises with running_mean and running_var (with track_running_stats =
+///            false there are none, and eval() uses batch statistics too, as PyTorch).
+/// affine = false: no weight (gamma = 1) and no bias (beta = 0), so no gradients for them.
 /// A training batch of one sample has no variance and is an error, as in PyTorch.
 /// Derivation: docs/math/batch_norm1d.md   Proof: tests/test_batch_norm1d.cpp
 /// Example: BatchNorm1d<float> bn(300); const Tensor<float>& y = bn.forward(x);
 template <typename T>
 class BatchNorm1d : public Module<T> {
+  using MatrixMap = typename Tensor<T>::MatrixMap;
+  using ConstMatrixMap = typename Tensor<T>::ConstMatrixMap;
+  using VectorMap = typename Tensor<T>::VectorMap;
+
  public:
   explicit BatchNorm1d(Index num_features, double eps = 1e-5, double momentum = 0.1,
                        bool affine = true, bool track_running_stats = true)
@@ -55,13 +61,13 @@ class BatchNorm1d : public Module<T> {
     detail::check(!batch_stats || n > 1, "BatchNorm1d::forward",
                   "expected more than 1 value per channel when training, got input of shape ",
                   detail::shape_str(x.shape()));
-    const typename Tensor<T>::ConstMatrixMap xm = x.matrix();
+    const ConstMatrixMap xm = x.matrix();
     mean_.resize({num_features_});
     inv_std_.resize({num_features_});
     x_hat_.resize(x.shape());
-    auto mean = mean_.vector();
-    auto inv_std = inv_std_.vector();
-    auto x_hat = x_hat_.matrix();
+    VectorMap mean = mean_.vector();
+    VectorMap inv_std = inv_std_.vector();
+    MatrixMap x_hat = x_hat_.matrix();
     if (batch_stats) {
       mean = xm.colwise().mean().transpose();                              // (C)
       x_hat = xm.rowwise() - mean.transpose();                             // x - mean, (N, C)
@@ -95,22 +101,22 @@ class BatchNorm1d : public Module<T> {
   // dy = grad_output (N, C); mean_n is the mean over the batch.
   //   dbeta  += sum_n dy                                                        (C)
   //   dgamma += sum_n dy * x_hat                                                (C)
-  //   train:  dx = gamma * inv_std * (dy - mean_n(dy) - x_hat * mean_n(dy * x_hat))  (N, C)
-  //   eval:   dx = gamma * inv_std * dy      (mean and inv_std are constants then)
+  //   batch statistics:   dx = gamma * inv_std * (dy - mean_n(dy) - x_hat * mean_n(dy * x_hat))
+  //   running statistics: dx = gamma * inv_std * dy   (mean and inv_std are constants then)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     detail::check(x_hat_.dim() == 2, "BatchNorm1d::backward", "called before forward");
     detail::check(grad_output.shape() == x_hat_.shape(), "BatchNorm1d::backward",
                   "grad_output has shape ", detail::shape_str(grad_output.shape()),
                   ", expected the output's shape ", detail::shape_str(x_hat_.shape()));
-    const typename Tensor<T>::ConstMatrixMap dy = grad_output.matrix();
-    const typename Tensor<T>::ConstMatrixMap x_hat = std::as_const(x_hat_).matrix();
+    const ConstMatrixMap dy = grad_output.matrix();
+    const ConstMatrixMap x_hat = std::as_const(x_hat_).matrix();
     const Index n = dy.rows();
     sum_dy_.resize({num_features_});
     sum_dy_x_hat_.resize({num_features_});
     scale_.resize({num_features_});
-    auto sum_dy = sum_dy_.vector();
-    auto sum_dy_x_hat = sum_dy_x_hat_.vector();
-    auto scale = scale_.vector();
+    VectorMap sum_dy = sum_dy_.vector();
+    VectorMap sum_dy_x_hat = sum_dy_x_hat_.vector();
+    VectorMap scale = scale_.vector();
     sum_dy = dy.colwise().sum().transpose();                                   // (C)
     sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();         // (C)
     if (affine_) {
@@ -121,7 +127,7 @@ class BatchNorm1d : public Module<T> {
       scale = inv_std_.vector();
     }
     grad_input_.resize(x_hat_.shape());
-    auto dx = grad_input_.matrix();
+    MatrixMap dx = grad_input_.matrix();
     if (used_batch_stats_) {
       // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat)
       dx = dy.rowwise() - (sum_dy / T(n)).transpose();

@@ -22,7 +22,8 @@ class CrossEntropyLoss {
  public:
   explicit CrossEntropyLoss(Reduction reduction = Reduction::Mean) : reduction_(reduction) {}
 
-  // x: logits (N, C); target: labels (N) in [0, C). Returns L. Saves p = softmax(x) (N, C) and t.
+  // input = x: logits (N, C); target = t: labels (N) in [0, C). Returns L.
+  // Saves p = softmax(x) (N, C) and t.
   T forward(const Tensor<T>& input, const Tensor<std::int64_t>& target) {
     detail::check(input.dim() == 2, "CrossEntropyLoss::forward",
                   "input must be 2-D (N, C) logits, got shape ", detail::shape_str(input.shape()));

@@ -6,7 +6,8 @@
 
 namespace backprop {
 
-/// y = max(x, 0) elementwise, as torch.nn.ReLU. Any shape.
+/// y = max(x, 0) elementwise, as torch.nn.ReLU
+/// (https://pytorch.org/docs/stable/generated/torch.nn.ReLU.html). Any shape.
 /// Derivation: docs/math/relu.md   Proof: tests/test_relu.cpp
 /// Example: ReLU<float> relu; const Tensor<float>& y = relu.forward(x);
 template <typename T>
@@ -14,7 +15,8 @@ class ReLU : public Module<T> {
  public:
   ReLU() = default;
 
-  // x -> y = max(x, 0), same shape. Saves y: y > 0 exactly where x > 0.
+  // x -> y = max(x, 0), same shape. Saves y: y > 0 exactly where x > 0 (NaN stays NaN in y
+  // and gets gradient 0).
   const Tensor<T>& forward(const Tensor<T>& x) override {
     output_.resize(x.shape());
     output_.vector() = x.vector().cwiseMax(T(0));

@@ -94,7 +94,8 @@ class SGD {
 ///   base_lr * gamma^k,  k = floor(e / step_size) + (decay_at_start ? 1 : 0),
 /// computed by k successive multiplications, as PyTorch's StepLR and the reference programs
 /// do, so the float values match theirs. decay_at_start = true also decays at the start of
-/// epoch 0: reference 1's "if epoch % 5 == 0: lr *= 0.1". step_size = 0 keeps lr constant.
+/// epoch 0, as the "if epoch % 5 == 0: lr *= 0.1" loop of the MNIST example's reference 1
+/// (examples/mnist). step_size = 0 keeps lr constant.
 /// Example: StepLR<SGD<float>> schedule(opt, 5, 0.1, true); schedule.set_epoch(epoch);
 template <typename Optimizer>
 class StepLR {
