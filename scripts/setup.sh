@@ -41,13 +41,15 @@ ensure_packages() {
     die "apt-get install ${missing[*]} failed"
 }
 
-# cmake configure (only when needed) + build. Args: build dir, then extra cmake args.
+# Configures and builds. Args: build dir, target ("" for all), then extra cmake args.
 configure_and_build() {
-  local dir=$1
-  shift
-  local jobs
+  local dir=$1 target=$2
+  shift 2
+  local jobs log
   jobs=$(nproc 2>/dev/null || echo 2)
-  cmake -S "$repo_root" -B "$dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log" >&2; die "cmake configure failed (log: $dir.configure.log)"; }
-  cmake --build "$dir" -j "$jobs" || die "build failed in $dir"
+  mkdir -p "$dir"
+  log=$dir/configure.log
+  cmake -S "$repo_root" -B "$dir" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" "$@" >"$log" 2>&1 ||
+    { cat "$log" >&2; die "cmake configure failed (log: $log)"; }
+  cmake --build "$dir" -j "$jobs" ${target:+--target "$target"} >&2 || die "build failed in $dir"
 }

@@ -43,7 +43,7 @@ dir=$repo_root/build
 [ $native = ON ] || dir+="-portable"
 [ $sanitize = 0 ] || export BUILD_TYPE=RelWithDebInfo
 
-configure_and_build "$dir" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
+configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
   -DBACKPROP_NATIVE=$native -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 

@@ -51,10 +51,10 @@ class Net : public backprop::Module<T> {
 /// Reference 2 ("deep-mlp"): nn.Sequential(Linear(784,600), ReLU, Linear(600,400), ReLU,
 /// Linear(400,200), ReLU, Linear(200,100), ReLU, Linear(100,10)); keys 0.weight ... 8.bias.
 template <typename T>
-Sequential<T> deep_mlp() {
-  return Sequential<T>(Linear<T>(784, 600), ReLU<T>(), Linear<T>(600, 400), ReLU<T>(),
+Sequential<T> deep_mlp(backprop::Index in_dim = 784, backprop::Index out_dim = 10) {
+  return Sequential<T>(Linear<T>(in_dim, 600), ReLU<T>(), Linear<T>(600, 400), ReLU<T>(),
                        Linear<T>(400, 200), ReLU<T>(), Linear<T>(200, 100), ReLU<T>(),
-                       Linear<T>(100, 10));
+                       Linear<T>(100, out_dim));
 }
 
 }  // namespace mnist

@@ -61,7 +61,7 @@ inline std::string format(double v) {
 /// One panel of a line chart at (left, top) of the given size, as an SVG fragment.
 inline std::string line_panel(double left, double top, double width, double height,
                               const std::string& title, const std::string& xlabel,
-                              const std::vector<Series>& series) {
+                              const std::vector<Series>& series, bool integer_x = false) {
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const Series& s : series)
     for (std::size_t i = 0; i < s.x.size(); ++i) {
@@ -73,7 +73,7 @@ inline std::string line_panel(double left, double top, double width, double heig
   if (x1 == x0) x1 = x0 + 1;
   const double pad = (y1 - y0) * 0.05 + 1e-12;
   y0 -= pad, y1 += pad;
-  const double pl = left + 55, pt = top + 30, pw = width - 75, ph = height - 75;
+  const double pl = left + 55, pt = top + 45, pw = width - 75, ph = height - 90;
   const auto px = [&](double x) { return pl + (x - x0) / (x1 - x0) * pw; };
   const auto py = [&](double y) { return pt + ph - (y - y0) / (y1 - y0) * ph; };
 
@@ -86,18 +86,19 @@ inline std::string line_panel(double left, double top, double width, double heig
       << py(t) << "\" stroke=\"#eee\"/>\n";
     o << svg::text(pl - 6, py(t) + 4, svg::format(t), 11, "end");
   }
-  for (double t : svg::ticks(x0, x1)) o << svg::text(px(t), pt + ph + 16, svg::format(t), 11);
+  for (double t : svg::ticks(x0, x1))
+    if (!integer_x || t == std::floor(t)) o << svg::text(px(t), pt + ph + 16, svg::format(t), 11);
   o << svg::text(pl + pw / 2, pt + ph + 34, xlabel, 12);
-  double legend_y = pt + 14;
+  double legend_x = pl + pw - 110.0 * static_cast<double>(series.size());
   for (const Series& s : series) {
     o << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\" points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i)
       if (std::isfinite(s.y[i])) o << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
     o << "\"/>\n";
-    o << "<line x1=\"" << pl + pw - 120 << "\" x2=\"" << pl + pw - 100 << "\" y1=\"" << legend_y - 4
-      << "\" y2=\"" << legend_y - 4 << "\" stroke=\"" << s.color << "\" stroke-width=\"2\"/>\n";
-    o << svg::text(pl + pw - 95, legend_y, s.name, 11, "start");
-    legend_y += 16;
+    o << "<line x1=\"" << legend_x << "\" x2=\"" << legend_x + 20 << "\" y1=\"" << pt - 6
+      << "\" y2=\"" << pt - 6 << "\" stroke=\"" << s.color << "\" stroke-width=\"2\"/>\n";
+    o << svg::text(legend_x + 25, pt - 2, s.name, 11, "start");
+    legend_x += 110;
   }
   return o.str();
 }

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+// Command-line options of the MNIST example: the two presets and every override.
+#pragma once
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mnist {
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string preset = "bn-mlp";
+  std::int64_t epochs = 20, batch_size = 64, test_batch_size = 128;
+  double lr = 0.01, momentum = 0.5;
+  std::int64_t lr_step = 5;  // 0: constant lr
+  double lr_gamma = 0.1;
+  std::uint64_t seed = 0;
+  int threads = 1;
+  bool shuffle = true;
+  std::int64_t max_steps = -1;  // stop after this many training steps (-1: no limit)
+  std::string data_dir = "data/mnist", out, load, save, resume;
+};
+
+inline const char* usage_text() {
+  return R"(usage: mnist [options]
+
+Trains one of the two reference MLPs on MNIST (or any dataset in its IDX format) and
+writes metrics and pictures to --out.
+
+presets:
+  --preset bn-mlp     reference 1 (default): 784-300-100-10, Linear+BatchNorm1d+ReLU;
+                      SGD lr 0.01 momentum 0.5, lr x0.1 at the start of epochs 0, 5, 10, 15;
+                      20 epochs, batch 64 shuffled, test batch 128
+  --preset deep-mlp   reference 2: 784-600-400-200-100-10 with ReLU; plain SGD lr 0.01;
+                      100 epochs, batch 64; prints the total training time
+
+options (override the preset):
+  --epochs N            epochs to train
+  --batch-size N        training batch size
+  --test-batch-size N   test batch size
+  --lr X                learning rate
+  --momentum X          SGD momentum (0: plain SGD)
+  --lr-step N           multiply lr by --lr-gamma every N epochs (bn-mlp also at epoch 0,
+                        as reference 1); 0 keeps lr constant
+  --lr-gamma X          the factor of --lr-step
+  --seed N              seed of the initial weights and the shuffling
+  --threads N           threads for the matrix products
+  --no-shuffle          serve the training set in file order
+  --max-steps N         stop after N training steps (for quick checks)
+  --data-dir DIR        the IDX files (default data/mnist; read only, never modified)
+  --out DIR             where metrics.csv, losses.csv and the pictures go
+                        (default runs/<preset>)
+  --load PATH           load weights (a state_dict) before training, as reference 2
+  --save PATH           write a checkpoint there after every epoch (default
+                        <out>/checkpoint.safetensors; "none" to disable)
+  --resume PATH         continue a run from its checkpoint: weights, optimizer, epoch,
+                        random state; the result is the same as an uninterrupted run
+  -h, --help            this text
+)";
+}
+
+namespace detail {
+
+inline std::int64_t parse_int(const std::string& flag, const std::string& text, std::int64_t min) {
+  errno = 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || v < min)
+    throw UsageError(flag + " expects an integer >= " + std::to_string(min) + ", got '" + text +
+                     "'");
+  return v;
+}
+
+// min is 0 (">= 0") or the smallest positive double ("> 0").
+inline double parse_double(const std::string& flag, const std::string& text, double min) {
+  errno = 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v) || v < min)
+    throw UsageError(flag + " expects a number " + (min > 0 ? "> 0" : ">= 0") + ", got '" + text +
+                     "'");
+  return v;
+}
+
+}  // namespace detail
+
+/// Parses argv; throws UsageError with a one-line message. Returns false for --help.
+inline bool parse_options(int argc, char** argv, Options& o) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  // The preset sets the defaults first, whatever its position, so flags override it.
+  for (std::size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--preset") {
+      if (i + 1 >= args.size()) throw UsageError("--preset expects bn-mlp or deep-mlp");
+      o.preset = args[i + 1];
+    }
+  if (o.preset == "deep-mlp") {
+    o.epochs = 100, o.lr = 0.01, o.momentum = 0, o.lr_step = 0;
+  } else if (o.preset != "bn-mlp") {
+    throw UsageError("--preset expects bn-mlp or deep-mlp, got '" + o.preset + "'");
+  }
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "-h" || flag == "--help") return false;
+    if (flag == "--no-shuffle") {
+      o.shuffle = false;
+      continue;
+    }
+    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "'");
+    if (i + 1 >= args.size()) throw UsageError(flag + " expects a value");
+    const std::string& v = args[++i];
+    if (flag == "--preset") continue;
+    else if (flag == "--epochs") o.epochs = detail::parse_int(flag, v, 0);
+    else if (flag == "--batch-size") o.batch_size = detail::parse_int(flag, v, 2);
+    else if (flag == "--test-batch-size") o.test_batch_size = detail::parse_int(flag, v, 1);
+    else if (flag == "--lr") o.lr = detail::parse_double(flag, v, 0);
+    else if (flag == "--momentum") o.momentum = detail::parse_double(flag, v, 0);
+    else if (flag == "--lr-step") o.lr_step = detail::parse_int(flag, v, 0);
+    else if (flag == "--lr-gamma") o.lr_gamma = detail::parse_double(flag, v, std::numeric_limits<double>::min());
+    else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(detail::parse_int(flag, v, 0));
+    else if (flag == "--threads") o.threads = static_cast<int>(detail::parse_int(flag, v, 1));
+    else if (flag == "--max-steps") o.max_steps = detail::parse_int(flag, v, 0);
+    else if (flag == "--data-dir") o.data_dir = v;
+    else if (flag == "--out") o.out = v;
+    else if (flag == "--load") o.load = v;
+    else if (flag == "--save") o.save = v;
+    else if (flag == "--resume") o.resume = v;
+    else throw UsageError("unknown option '" + flag + "' (see --help)");
+    if (v.empty()) throw UsageError(flag + " expects a value, got ''");
+  }
+  if (o.threads > 1024) throw UsageError("--threads expects at most 1024");
+  if (o.out.empty()) o.out = "runs/" + o.preset;
+  if (o.save.empty()) o.save = o.out + "/checkpoint.safetensors";
+  if (o.save == "none") o.save.clear();
+  if (!o.load.empty() && !o.resume.empty())
+    throw UsageError("--load and --resume exclude each other (--resume restores the weights)");
+  return true;
+}
+
+}  // namespace mnist

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// Helpers for the example's tests (examples/mnist/tests/run.sh):
+//   mnist_testkit subset SRC_DIR DST_DIR N_TRAIN N_TEST   first samples as raw IDX files
+//   mnist_testkit same-tensors A.safetensors B.safetensors   every tensor equal, bit for bit
+#include <backprop/io/idx.hpp>
+#include <backprop/io/mnist.hpp>
+#include <backprop/io/safetensors.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using backprop::Index;
+
+void write_idx(const std::string& path, const backprop::io::IdxArray& a, Index n) {
+  std::ofstream out(path, std::ios::binary);
+  const unsigned char magic[4] = {0, 0, 8, static_cast<unsigned char>(a.shape.size())};
+  out.write(reinterpret_cast<const char*>(magic), 4);
+  Index item = 1;
+  for (std::size_t d = 0; d < a.shape.size(); ++d) {
+    const auto v = static_cast<std::uint32_t>(d == 0 ? n : a.shape[d]);
+    const unsigned char be[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+                                 static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+    out.write(reinterpret_cast<const char*>(be), 4);
+    if (d > 0) item *= a.shape[d];
+  }
+  out.write(reinterpret_cast<const char*>(a.data.data()), static_cast<std::streamsize>(n * item));
+  if (!out) throw std::runtime_error(path + ": cannot write");
+}
+
+int subset(const std::string& src, const std::string& dst, Index n_train, Index n_test) {
+  for (const bool train : {true, false}) {
+    const Index n = train ? n_train : n_test;
+    for (const char* kind : {"images", "labels"}) {
+      const std::string in = backprop::io::MnistDataset<float>::find_file(
+          src, train, kind, std::strcmp(kind, "images") == 0 ? "idx3" : "idx1");
+      const backprop::io::IdxArray a = backprop::io::read_idx(in);
+      if (n > a.shape[0]) throw std::runtime_error(in + ": fewer than " + std::to_string(n) + " items");
+      write_idx(dst + "/" + (train ? "train-" : "t10k-") + kind + "-" +
+                    (std::strcmp(kind, "images") == 0 ? "idx3" : "idx1") + "-ubyte",
+                a, n);
+    }
+  }
+  return 0;
+}
+
+int same_tensors(const std::string& a_path, const std::string& b_path) {
+  const backprop::io::SafetensorsFile a = backprop::io::read_safetensors(a_path);
+  const backprop::io::SafetensorsFile b = backprop::io::read_safetensors(b_path);
+  if (a.tensors.size() != b.tensors.size()) {
+    std::printf("different: %zu tensors vs %zu\n", a.tensors.size(), b.tensors.size());
+    return 1;
+  }
+  for (std::size_t i = 0; i < a.tensors.size(); ++i) {
+    const auto &x = a.tensors[i], &y = b.tensors[i];
+    if (x.name != y.name || x.dtype != y.dtype || x.shape != y.shape || x.data != y.data) {
+      std::printf("different: tensor '%s'\n", x.name.c_str());
+      return 1;
+    }
+  }
+  std::printf("identical: %zu tensors\n", a.tensors.size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::string cmd = argc > 1 ? argv[1] : "";
+    if (cmd == "subset" && argc == 6) return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
+    if (cmd == "same-tensors" && argc == 4) return same_tensors(argv[2], argv[3]);
+    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B\n");
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mnist_testkit: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MIT
+// backprop::io: model state_dicts and full training checkpoints as safetensors files.
+#pragma once
+
+#include <cctype>
+#include <cstdint>
+#include <locale>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "../module.hpp"
+#include "../random.hpp"
+#include "../sgd.hpp"
+#include "safetensors.hpp"
+
+namespace backprop::io {
+
+/// How load_state_dict matches the file's tensors to the model's state_dict keys.
+struct LoadOptions {
+  /// As PyTorch's load_state_dict(strict=True): every model key must be in the file and
+  /// every file tensor must be a model key. When false, those are reported in LoadResult
+  /// instead. A wrong shape or dtype is an error either way, as in PyTorch.
+  bool strict = true;
+  /// Skip file tensors named "optimizer.*" (the optimizer state save_checkpoint adds), so
+  /// the weights of a full checkpoint load into a model with the default options.
+  bool ignore_optimizer = true;
+};
+
+/// What load_state_dict found: PyTorch's missing_keys and unexpected_keys (empty when
+/// strict, since then they are errors), and the file's metadata.
+struct LoadResult {
+  std::vector<std::string> missing_keys, unexpected_keys;
+  Metadata metadata;
+};
+
+/// Training state restored by load_checkpoint besides the tensors.
+struct CheckpointState {
+  std::int64_t epoch;                // as given to save_checkpoint
+  double lr;                         // the optimizer's lr when saved (now set again)
+  Generator::State generator_state;  // the generator's state when saved (now set again)
+  Metadata metadata;                 // all metadata, including the caller's extra entries
+};
+
+namespace detail::checkpoint {
+namespace st = detail::safetensors;
+
+inline constexpr const char* kBufferPrefix = "optimizer.momentum_buffer.";
+
+// The model's tensors as the writer wants them: state_dict names, F32/F64 or I64.
+template <typename T>
+std::vector<TensorRef> state_refs(Module<T>& module) {
+  std::vector<TensorRef> refs;
+  for (const StateEntry<T>& e : module.state_dict())
+    std::visit([&](const auto* t) { refs.push_back(tensor_ref(e.name, *t)); }, e.tensor);
+  return refs;
+}
+
+// A copy planned while validating and done only once everything is known to fit, so that a
+// failed load leaves the model untouched (PyTorch's load_state_dict is not all-or-nothing).
+struct Copy {
+  void* dst;
+  const SafetensorsTensor* src;
+};
+
+inline void check_fits(const SafetensorsFile& file, const SafetensorsTensor& t, Dtype dtype,
+                       const Shape& shape, const char* owner) {
+  if (t.dtype != dtype)
+    st::fail(file.path, "tensor ", st::quote(t.name), " has dtype ", dtype_name(t.dtype),
+             " in the file, the ", owner, " expects ", dtype_name(dtype));
+  if (t.shape != shape)
+    st::fail(file.path, "tensor ", st::quote(t.name), " has shape ",
+             backprop::detail::shape_str(t.shape), " in the file, the ", owner, " expects ",
+             backprop::detail::shape_str(shape));
+}
+
+inline std::string first_of(const std::vector<std::string>& names) {
+  std::string s = st::quote(names.front());
+  if (names.size() > 1) s += " (and " + std::to_string(names.size() - 1) + " more)";
+  return s;
+}
+
+// Validates the file against the model and returns the copies to make. `claimed` names
+// file tensors someone else (the checkpoint loader) takes, which are then not unexpected.
+template <typename T>
+std::vector<Copy> plan(const SafetensorsFile& file, Module<T>& module, const LoadOptions& options,
+                       LoadResult& result, const std::unordered_set<std::string>& claimed = {}) {
+  std::unordered_map<std::string, const SafetensorsTensor*> by_name;
+  for (const SafetensorsTensor& t : file.tensors) by_name.emplace(t.name, &t);
+  std::vector<Copy> copies;
+  std::unordered_set<std::string> known;
+  for (const StateEntry<T>& e : module.state_dict()) {
+    known.insert(e.name);
+    const auto it = by_name.find(e.name);
+    if (it == by_name.end()) {
+      result.missing_keys.push_back(e.name);
+      continue;
+    }
+    std::visit(
+        [&](auto* t) {
+          using U = typename std::remove_pointer_t<decltype(t)>::Scalar;
+          check_fits(file, *it->second, dtype_of<U>(), t->shape(), "model");
+          copies.push_back({t->data(), it->second});
+        },
+        e.tensor);
+  }
+  for (const SafetensorsTensor& t : file.tensors) {
+    if (known.count(t.name) || claimed.count(t.name)) continue;
+    if (options.ignore_optimizer && t.name.rfind("optimizer.", 0) == 0) continue;
+    result.unexpected_keys.push_back(t.name);
+  }
+  if (options.strict && !result.missing_keys.empty())
+    st::fail(file.path, "tensor ", first_of(result.missing_keys),
+             " of the model is missing from the file");
+  if (options.strict && !result.unexpected_keys.empty())
+    st::fail(file.path, "unexpected tensor ", first_of(result.unexpected_keys),
+             " in the file: the model has no such key");
+  return copies;
+}
+
+// Cannot fail: every size was checked by plan().
+inline void commit(const std::vector<Copy>& copies) noexcept {
+  for (const Copy& c : copies)
+    st::copy_le(c.dst, c.src->data.data(), c.src->data.size(), dtype_size(c.src->dtype));
+}
+
+// Metadata values are strings; these print and parse them exactly, in the "C" locale
+// whatever the global one is, and reject anything but the whole string.
+inline std::string format_double(double v) {
+  std::string s;
+  for (int digits = 1; digits <= 17; ++digits) {  // the shortest string that reads back as v
+    std::ostringstream out;
+    out.imbue(std::locale::classic());
+    out.precision(digits);
+    out << v;
+    s = out.str();
+    std::istringstream in(s);
+    in.imbue(std::locale::classic());
+    double back = 0;
+    if (in >> back && back == v) break;
+  }
+  return s;
+}
+
+template <typename Number>
+Number parse(const SafetensorsFile& file, const std::string& key) {
+  const auto it = file.metadata.find(key);
+  if (it == file.metadata.end())
+    st::fail(file.path, "metadata ", st::quote(key), " is missing (saved by save_checkpoint?)");
+  const std::string& s = it->second;
+  std::istringstream in(s);
+  in.imbue(std::locale::classic());
+  Number v{};
+  const bool digit_first = !s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) ||
+                                          (s[0] == '-' && std::is_signed_v<Number>));
+  if (!digit_first || !(in >> v) || in.peek() != std::char_traits<char>::eof())
+    st::fail(file.path, "metadata ", st::quote(key), " is ", st::quote(s), ", not a number");
+  return v;
+}
+
+}  // namespace detail::checkpoint
+
+/// Saves the model's state_dict: one tensor per key, named exactly as PyTorch names it
+/// ("layer1.0.weight", "layer1.1.running_mean", ...), F32 for Module<float>, F64 for
+/// Module<double>, I64 for num_batches_tracked, so the file loads into the PyTorch model with
+/// model.load_state_dict(). Metadata gets "format": "pt" (the Hugging Face convention)
+/// unless given. Atomic, as write_safetensors.
+/// Example: save_state_dict("net.safetensors", model, {{"epoch", "20"}});
+template <typename T>
+void save_state_dict(const std::string& path, Module<T>& module, Metadata metadata = {}) {
+  metadata.emplace("format", "pt");
+  write_safetensors(path, detail::checkpoint::state_refs(module), metadata);
+}
+
+/// Loads a state_dict file into the model, as PyTorch's model.load_state_dict(): strict by
+/// default (see LoadOptions), every tensor's shape and dtype checked, and all-or-nothing:
+/// on any error SafetensorsError names the tensor, e.g. "ckpt.safetensors: tensor
+/// 'layer1.0.weight' has shape [300, 784] in the file, the model expects [300, 700]", and
+/// the model is unchanged. With the default options it also loads the weights of a full
+/// checkpoint (its "optimizer.*" tensors are skipped).
+/// Example: load_state_dict("net.safetensors", model);
+template <typename T>
+LoadResult load_state_dict(const SafetensorsFile& file, Module<T>& module,
+                           const LoadOptions& options = {}) {
+  LoadResult result;
+  const std::vector<detail::checkpoint::Copy> copies =
+      detail::checkpoint::plan(file, module, options, result);
+  result.metadata = file.metadata;
+  detail::checkpoint::commit(copies);
+  return result;
+}
+template <typename T>
+LoadResult load_state_dict(const std::string& path, Module<T>& module,
+                           const LoadOptions& options = {}) {
+  return load_state_dict(read_safetensors(path), module, options);
+}
+
+/// A full training checkpoint, from which a run resumes exactly: the model's state_dict
+/// (as save_state_dict), one "optimizer.momentum_buffer.<parameter name>" tensor per
+/// parameter once the optimizer has them, and in the metadata (all decimal strings)
+/// "backprop.checkpoint": "1", "epoch", "optimizer": "SGD", "optimizer.lr",
+/// "optimizer.momentum", "generator.state.0" .. "generator.state.3" (xoshiro's four words),
+/// plus the caller's extra entries, which may not reuse those keys. `epoch` means what the
+/// caller wants; the example stores the number of finished epochs. Atomic.
+/// Example: save_checkpoint("ckpt.safetensors", model, optimizer, epoch + 1, gen);
+template <typename T>
+void save_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
+                     std::int64_t epoch, const Generator& generator, const Metadata& extra = {}) {
+  namespace cp = detail::checkpoint;
+  Metadata metadata = {{"format", "pt"},
+                       {"backprop.checkpoint", "1"},
+                       {"epoch", std::to_string(epoch)},
+                       {"optimizer", "SGD"},
+                       {"optimizer.lr", cp::format_double(optimizer.lr())},
+                       {"optimizer.momentum", cp::format_double(optimizer.momentum())}};
+  for (int i = 0; i < 4; ++i)
+    metadata["generator.state." + std::to_string(i)] = std::to_string(generator.state()[i]);
+  for (const auto& [key, value] : extra)
+    if (!metadata.emplace(key, value).second)
+      cp::st::fail(path, "extra metadata key ", cp::st::quote(key), " is reserved");
+
+  std::vector<TensorRef> refs = cp::state_refs(module);
+  const std::vector<Parameter<T>>& params = optimizer.parameters();
+  std::vector<Tensor<T>>& buffers = optimizer.momentum_buffer();
+  if (!buffers.empty() && buffers.size() != params.size())
+    cp::st::fail(path, "the optimizer has ", buffers.size(), " momentum buffers for ",
+                 params.size(), " parameters");
+  for (std::size_t i = 0; i < buffers.size(); ++i)
+    refs.push_back(tensor_ref(cp::kBufferPrefix + params[i].name, buffers[i]));
+  write_safetensors(path, refs, metadata);
+}
+
+/// Restores what save_checkpoint saved: the model's tensors (strictly), the optimizer's
+/// momentum buffers (all or none, shapes checked; none means "before the first step") and
+/// lr, and the generator's state; returns the epoch and metadata. All-or-nothing: every
+/// tensor and metadata value is checked before the model, optimizer or generator changes.
+/// The optimizer must be built with the same hyperparameters (momentum, dampening, ...).
+/// Example: CheckpointState s = load_checkpoint(path, model, optimizer, gen);
+template <typename T>
+CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
+                                Generator& generator) {
+  namespace cp = detail::checkpoint;
+  const SafetensorsFile file = read_safetensors(path);
+  const auto marker = file.metadata.find("backprop.checkpoint");
+  if (marker == file.metadata.end() || marker->second != "1")
+    cp::st::fail(path,
+                 "not a backprop checkpoint (no metadata 'backprop.checkpoint': '1'); "
+                 "a weights-only file loads with load_state_dict");
+  CheckpointState state{cp::parse<std::int64_t>(file, "epoch"),
+                        cp::parse<double>(file, "optimizer.lr"),
+                        {},
+                        file.metadata};
+  for (int i = 0; i < 4; ++i)
+    state.generator_state[static_cast<std::size_t>(i)] =
+        cp::parse<std::uint64_t>(file, "generator.state." + std::to_string(i));
+  if (!(state.lr >= 0))
+    cp::st::fail(path, "metadata 'optimizer.lr' is ",
+                 cp::st::quote(file.metadata.at("optimizer.lr")), ", not a non-negative number");
+
+  // Momentum buffers, built aside (this allocates) and swapped in at the end.
+  std::unordered_set<std::string> claimed;
+  const std::vector<Parameter<T>>& params = optimizer.parameters();
+  std::vector<Tensor<T>> buffers;
+  std::vector<std::string> absent;
+  for (const Parameter<T>& p : params) {
+    const std::string name = cp::kBufferPrefix + p.name;
+    const SafetensorsTensor* t = file.find(name);
+    if (!t) {
+      absent.push_back(name);
+      continue;
+    }
+    cp::check_fits(file, *t, dtype_of<T>(), p.value->shape(), "optimizer");
+    claimed.insert(name);
+    buffers.push_back(file.get<T>(name));
+  }
+  if (!buffers.empty() && !absent.empty())
+    cp::st::fail(path, "tensor ", cp::first_of(absent),
+                 " is missing: the file has momentum buffers for only some parameters");
+  for (const SafetensorsTensor& t : file.tensors)
+    if (t.name.rfind("optimizer.", 0) == 0 && !claimed.count(t.name))
+      cp::st::fail(path, "unexpected tensor ", cp::st::quote(t.name),
+                   " in the file: the optimizer has no such parameter");
+
+  LoadResult ignored;
+  const std::vector<cp::Copy> copies =
+      cp::plan(file, module, LoadOptions{true, false}, ignored, claimed);
+  // Nothing below can fail.
+  cp::commit(copies);
+  optimizer.momentum_buffer().swap(buffers);
+  optimizer.set_lr(state.lr);
+  generator.set_state(state.generator_state);
+  return state;
+}
+
+}  // namespace backprop::io

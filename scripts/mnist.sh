@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Installs what is missing, fetches MNIST, builds (Release) and trains reference 1's model
+# (or whatever the flags say: they go to the program; ./scripts/mnist.sh --help lists them).
+#
+#   ./scripts/mnist.sh                       reference 1, 20 epochs, pictures in runs/bn-mlp
+#   ./scripts/mnist.sh --preset deep-mlp --epochs 5
+#   ./scripts/mnist.sh --data-dir ~/fashion-mnist   any dataset in MNIST's IDX format
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+user_data_dir=0
+for arg in "$@"; do
+  [ "$arg" = --data-dir ] && user_data_dir=1
+done
+
+ensure_packages
+data_args=()
+if [ $user_data_dir = 0 ]; then
+  # Only the default directory is filled; a --data-dir you name is read as it is.
+  "$repo_root/scripts/fetch-mnist.sh" >&2
+  data_args=(--data-dir "$repo_root/data/mnist")
+fi
+
+dir=$repo_root/build
+configure_and_build "$dir" mnist -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
+exec "$dir/examples/mnist/mnist" "${data_args[@]}" "$@"
