@@ -101,3 +101,13 @@ TEST_CASE("Tensor: misuse throws with a message naming the problem", "[tensor][e
   CHECK_THROWS_WITH(Tensor<float>({-2}), "Tensor: negative size in shape [-2]");
   CHECK_THROWS_AS(Tensor<float>({1L << 40, 1L << 40}), std::invalid_argument);
 }
+
+TEST_CASE("Tensor: view checks its sizes", "[tensor][errors]") {
+  Tensor<float> t({2, 3});
+  CHECK(t.view(-1, 2).rows() == 3);
+  CHECK(t.view(6, -1).cols() == 1);
+  CHECK_THROWS_WITH(t.view(4, -1), "Tensor::view: shape [4, -1] is invalid for input of size 6");
+  CHECK_THROWS_WITH(t.view(-1, -1), "Tensor::view: shape [-1, -1] is invalid for input of size 6");
+  CHECK_THROWS_WITH(t.view(2, 2), "Tensor::view: shape [2, 2] is invalid for input of size 6");
+  CHECK_THROWS_WITH(t.view(0, -1), "Tensor::view: shape [0, -1] is invalid for input of size 6");
+}

@@ -129,9 +129,12 @@ class BatchNorm1d : public Module<T> {
     grad_input_.resize(x_hat_.shape());
     MatrixMap dx = grad_input_.matrix();
     if (used_batch_stats_) {
+      // The sums become means in place (a broadcast of an expression would allocate).
+      sum_dy /= T(n);          // mean_n(dy)
+      sum_dy_x_hat /= T(n);    // mean_n(dy * x_hat)
       // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat)
-      dx = dy.rowwise() - (sum_dy / T(n)).transpose();
-      dx -= (x_hat.array().rowwise() * (sum_dy_x_hat / T(n)).transpose().array()).matrix();
+      dx = dy.rowwise() - sum_dy.transpose();
+      dx -= (x_hat.array().rowwise() * sum_dy_x_hat.transpose().array()).matrix();
       dx.array().rowwise() *= scale.transpose().array();
     } else {
       dx = dy.array().rowwise() * scale.transpose().array();

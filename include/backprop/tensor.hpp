@@ -123,10 +123,15 @@ class Tensor {
   /// modules size their output and gradient buffers with this, so a steady-state training
   /// step (including the last, smaller batch) allocates nothing. Contents are unspecified.
   void resize(const Shape& shape) {
-    const Index n = checked_numel(shape);
     if (shape_ == shape) return;
+    const Index n = checked_numel(shape);
     shape_ = shape;
     data_.resize(static_cast<std::size_t>(n));
+  }
+  /// resize({N, C}): compares before it builds a Shape, so an unchanged shape costs nothing.
+  void resize(std::initializer_list<Index> shape) {
+    if (std::equal(shape.begin(), shape.end(), shape_.begin(), shape_.end())) return;
+    resize(Shape(shape));
   }
 
   void fill_(T value) { std::fill(data_.begin(), data_.end(), value); }
@@ -134,8 +139,10 @@ class Tensor {
 
   // --- zero-copy Eigen views ---------------------------------------------------------
   /// The 2-D tensor as a (rows, cols) row-major Eigen matrix sharing this storage.
-  MatrixMap matrix() { return view(rows_for("Tensor::matrix"), shape_[1]); }
-  ConstMatrixMap matrix() const { return view(rows_for("Tensor::matrix"), shape_[1]); }
+  MatrixMap matrix() { return MatrixMap(data(), rows_for("Tensor::matrix"), shape_[1]); }
+  ConstMatrixMap matrix() const {
+    return ConstMatrixMap(data(), rows_for("Tensor::matrix"), shape_[1]);
+  }
   /// All values as an Eigen column vector sharing this storage (any rank).
   VectorMap vector() { return VectorMap(data(), numel()); }
   ConstVectorMap vector() const { return ConstVectorMap(data(), numel()); }
@@ -217,10 +224,16 @@ class Tensor {
     return shape_[0];
   }
 
+  // As infer_shape for two sizes, without building a Shape (views are made on hot paths).
   void infer_2d(Index& rows, Index& cols) const {
-    Shape s = infer_shape({rows, cols});
-    rows = s[0];
-    cols = s[1];
+    const Index n = numel();
+    const bool ok = rows == -1 ? cols > 0 && n % cols == 0 && cols != -1
+                    : cols == -1 ? rows > 0 && n % rows == 0
+                                 : rows >= 0 && cols >= 0 && rows * cols == n;
+    detail::check(ok, "Tensor::view", "shape [", rows, ", ", cols,
+                  "] is invalid for input of size ", n);
+    if (rows == -1) rows = n / cols;
+    if (cols == -1) cols = n / rows;
   }
 
   Shape shape_;
