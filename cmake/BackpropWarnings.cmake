@@ -18,5 +18,7 @@ function(backprop_own_target target)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined
                                              -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+    # libstdc++'s bounds checks (operator[], front, back, ...): cheap, and no ABI change.
+    target_compile_definitions(${target} PRIVATE _GLIBCXX_ASSERTIONS)
   endif()
 endfunction()

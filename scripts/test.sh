@@ -7,19 +7,22 @@
 #   ./scripts/test.sh --compiler clang another compiler (gcc or clang), in build-clang/
 #   ./scripts/test.sh --no-openmp      without OpenMP, in build[-...]-no-openmp/
 #   ./scripts/test.sh --portable       without -march=native
+#   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
+#                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
 #   extra arguments after -- go to ctest, e.g. ./scripts/test.sh -- -R core:
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=gcc sanitize=0 openmp=ON native=ON ctest_args=()
+compiler=gcc sanitize=0 openmp=ON native=ON fuzz=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
     --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2; shift ;;
     --no-openmp) openmp=OFF ;;
     --portable) native=OFF ;;
+    --fuzz) fuzz=ON ;;
     -h|--help) usage; exit 0 ;;
     --) shift; ctest_args=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -33,6 +36,10 @@ case $compiler in
   clang) cxx=clang++; extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/include/omp.h") ;;
   *) die "--compiler takes gcc or clang, got '$compiler'" ;;
 esac
+if [ $fuzz = ON ]; then
+  [ "$compiler" = clang ] || die "--fuzz needs --compiler clang (libFuzzer is clang's)"
+  extra_packages+=("libclang-rt-14-dev:/usr/lib/clang/14/lib/linux/libclang_rt.fuzzer-x86_64.a")
+fi
 ensure_packages "${extra_packages[@]}"
 "$repo_root/scripts/fetch-mnist.sh" >&2
 
@@ -45,6 +52,7 @@ dir=$repo_root/build
 
 configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
   -DBACKPROP_NATIVE=$native -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
+  -DBACKPROP_FUZZ=$fuzz -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

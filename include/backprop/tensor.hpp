@@ -130,8 +130,12 @@ class Tensor {
   }
   /// resize({N, C}): compares before it builds a Shape, so an unchanged shape costs nothing.
   void resize(std::initializer_list<Index> shape) {
-    if (std::equal(shape.begin(), shape.end(), shape_.begin(), shape_.end())) return;
-    resize(Shape(shape));
+    if (shape.size() != shape_.size()) return resize(Shape(shape));
+    if (std::equal(shape.begin(), shape.end(), shape_.begin())) return;
+    // Same rank (the smaller last batch): the sizes are overwritten in place.
+    const Index n = checked_numel(shape.begin(), shape.end());
+    std::copy(shape.begin(), shape.end(), shape_.begin());
+    data_.resize(static_cast<std::size_t>(n));
   }
 
   void fill_(T value) { std::fill(data_.begin(), data_.end(), value); }
@@ -139,9 +143,14 @@ class Tensor {
 
   // --- zero-copy Eigen views ---------------------------------------------------------
   /// The 2-D tensor as a (rows, cols) row-major Eigen matrix sharing this storage.
-  MatrixMap matrix() { return MatrixMap(data(), rows_for("Tensor::matrix"), shape_[1]); }
+  // (rows first: argument order is unspecified, and shape_[1] exists only once it passed)
+  MatrixMap matrix() {
+    const Index rows = rows_for("Tensor::matrix");
+    return MatrixMap(data(), rows, shape_[1]);
+  }
   ConstMatrixMap matrix() const {
-    return ConstMatrixMap(data(), rows_for("Tensor::matrix"), shape_[1]);
+    const Index rows = rows_for("Tensor::matrix");
+    return ConstMatrixMap(data(), rows, shape_[1]);
   }
   /// All values as an Eigen column vector sharing this storage (any rank).
   VectorMap vector() { return VectorMap(data(), numel()); }
@@ -164,12 +173,19 @@ class Tensor {
 
  private:
   static Index checked_numel(const Shape& shape) {
+    return checked_numel(shape.begin(), shape.end());
+  }
+  template <typename It>
+  static Index checked_numel(It first, It last) {
     Index n = 1;
-    for (Index s : shape) {
-      detail::check(s >= 0, "Tensor", "negative size in shape ", detail::shape_str(shape));
-      detail::check(s == 0 || n <= std::numeric_limits<Index>::max() / s, "Tensor",
-                    "shape ", detail::shape_str(shape), " has too many elements");
-      n *= s;
+    for (It it = first; it != last; ++it) {
+      const Index d = *it;
+      if (d < 0 || (d != 0 && n > std::numeric_limits<Index>::max() / d)) {
+        const Shape shape(first, last);  // only on the error path
+        detail::check(d >= 0, "Tensor", "negative size in shape ", detail::shape_str(shape));
+        detail::check(false, "Tensor", "shape ", detail::shape_str(shape), " has too many elements");
+      }
+      n *= d;
     }
     return n;
   }
