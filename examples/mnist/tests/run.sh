@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The MNIST example's tests, one case per CTest test (examples/mnist/CMakeLists.txt):
-#   run.sh usage | bad_input CASE | resume_is_exact | outputs | one_epoch_accuracy
-# Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space).
+#   run.sh usage | bad_input CASE | resume_is_exact | outputs | one_epoch_accuracy |
+#          parity_first_100_losses
+# Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
+# SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
-: "${MNIST:?}" "${TESTKIT:?}" "${MNIST_DIR:?}" "${WORK:?}"
+: "${MNIST:?}" "${TESTKIT:?}" "${MNIST_DIR:?}" "${WORK:?}" "${SOURCE_DIR:?}"
 case_name=$1${2:+_$2}
 work=$WORK/$case_name
 rm -rf "$work" && mkdir -p "$work"
@@ -130,6 +132,16 @@ case $case_name in
     done
     grep -q 'Ground Truth: 0' out/digits.svg || fail "digits.svg lacks its labels"
     ! grep -q $'\r' stderr.txt || fail "a progress bar was drawn although stderr is not a terminal"
+    ;;
+  parity_first_100_losses)
+    # From PyTorch's initial weights, in file order: the first 100 losses are PyTorch's
+    # (tests/reference/mnist_torch.py --export-parity made the fixtures).
+    need_mnist
+    fixtures=$SOURCE_DIR/tests/fixtures
+    "$MNIST" --data-dir "$MNIST_DIR" --load "$fixtures/torch_bn_mlp_init.safetensors" \
+      --no-shuffle --max-steps 100 --epochs 1 --save none --out run >/dev/null 2>&1
+    bash "$SOURCE_DIR/tests/reference/compare_losses.sh" \
+      "$fixtures/torch_bn_mlp_first100_losses.txt" run/losses.csv 1e-5
     ;;
   one_epoch_accuracy)
     need_mnist
