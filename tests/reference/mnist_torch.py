@@ -13,6 +13,13 @@ OPENBLAS_CORETYPE:
   env -u OPENBLAS_CORETYPE /usr/bin/python3 tests/reference/mnist_torch.py \\
       --export-parity tests/fixtures
 
+Speed: Debian's python3-torch calls the generic libblas.so.3, which on this machine is the
+netlib reference BLAS (about 15x slower on these models). For realistic wall times load
+OpenBLAS without touching the system alternative (as benchmarks/compare.sh does):
+  env -u OPENBLAS_CORETYPE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
+      /usr/bin/python3 tests/reference/mnist_torch.py ...
+The header line says which BLAS was loaded. The accuracies do not depend on it.
+
 Training modes print reference 1's per-epoch line
   epoch: 0, Train Loss: 1.0274, Train Acc: 0.7921, Test Loss: 0.5553, Test Acc: 0.9008
 (per-batch mean loss and accuracy, as reference 1 averages them) and the wall times.
@@ -44,6 +51,9 @@ weights and the DataLoader shuffles. torch runs on --threads threads (default 1)
                                            step's loss.item(), repr, one per line
 Our side: mnist --load DIR/torch_bn_mlp_init.safetensors --no-shuffle --max-steps 100
 --epochs 1 --out X writes X/losses.csv; tests/reference/compare_losses.sh compares them.
+The committed fixtures were written with torch's default BLAS (netlib here); a rerun
+reproduces them byte for byte. With OpenBLAS the init file is identical and the losses move
+by at most 2.2e-7 relative.
 """
 import argparse
 import json
@@ -318,6 +328,18 @@ def export_parity(args, root):
           f"and {path} ({len(losses)} losses, first {losses[0]!r}, last {losses[-1]!r})")
 
 
+def blas():
+    """The BLAS library this process loaded (Debian's torch links the generic libblas.so.3:
+    the netlib reference BLAS unless the alternative or LD_LIBRARY_PATH says otherwise)."""
+    torch.ones(2, 2) @ torch.ones(2, 2)
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.rsplit("/", 1)[-1]}
+        return ", ".join(sorted(os.path.realpath(p) for p in paths)) or "?"
+    except OSError:
+        return "?"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -340,7 +362,7 @@ def main():
         args.epochs = 20 if args.preset == "bn-mlp" else 100
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), BLAS {blas()}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)
     with MnistRoot(args.data_dir) as root:
         if args.export_parity:
