@@ -9,19 +9,22 @@
 #   ./scripts/test.sh --portable       without -march=native
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
 #                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
+#   ./scripts/test.sh --mpi            with MPI (Open MPI installed if missing): backprop::mpi
+#                                      and the 2-rank tests, in build[-...]-mpi/
 #   extra arguments after -- go to ctest, e.g. ./scripts/test.sh -- -R core:
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=gcc sanitize=0 openmp=ON native=ON fuzz=OFF ctest_args=()
+compiler=gcc sanitize=0 openmp=ON native=ON mpi=OFF fuzz=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
     --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2; shift ;;
     --no-openmp) openmp=OFF ;;
     --portable) native=OFF ;;
+    --mpi) mpi=ON ;;
     --fuzz) fuzz=ON ;;
     -h|--help) usage; exit 0 ;;
     --) shift; ctest_args=("$@"); break ;;
@@ -40,6 +43,7 @@ if [ $fuzz = ON ]; then
   [ "$compiler" = clang ] || die "--fuzz needs --compiler clang (libFuzzer is clang's)"
   extra_packages+=("libclang-rt-14-dev:/usr/lib/clang/14/lib/linux/libclang_rt.fuzzer-x86_64.a")
 fi
+[ $mpi = OFF ] || extra_packages+=("libopenmpi-dev:/usr/bin/mpicxx" "openmpi-bin:/usr/bin/mpirun")
 ensure_packages "${extra_packages[@]}"
 "$repo_root/scripts/fetch-mnist.sh" >&2
 
@@ -48,10 +52,11 @@ dir=$repo_root/build
 [ $sanitize = 0 ] || dir+="-sanitize"
 [ $openmp = ON ] || dir+="-no-openmp"
 [ $native = ON ] || dir+="-portable"
+[ $mpi = OFF ] || dir+="-mpi"
 [ $sanitize = 0 ] || export BUILD_TYPE=RelWithDebInfo
 
 configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
-  -DBACKPROP_NATIVE=$native -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
+  -DBACKPROP_NATIVE=$native -DBACKPROP_USE_MPI=$mpi -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
   -DBACKPROP_FUZZ=$fuzz -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 

@@ -26,6 +26,7 @@ struct Options {
   std::uint64_t seed = 0;
   int threads = 1;
   bool shuffle = true;
+  bool distributed = false;     // data-parallel over MPI (distributed.hpp)
   std::int64_t max_steps = -1;  // stop after this many training steps (-1: no limit)
   std::string data_dir = "data/mnist", out, load, save, resume;
 };
@@ -64,6 +65,9 @@ options (override the preset):
                         <out>/checkpoint.safetensors; "none" to disable)
   --resume PATH         continue a run from its checkpoint: weights, optimizer, epoch,
                         random state; the result is the same as an uninterrupted run
+  --distributed         data-parallel training over MPI: mpirun -np N mnist --distributed;
+                        each rank takes --batch-size, the global batch is N times that
+                        (docs/distributed.md; needs a build with MPI)
   -h, --help            this text
 )";
 }
@@ -112,6 +116,10 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     if (flag == "-h" || flag == "--help") return false;
     if (flag == "--no-shuffle") {
       o.shuffle = false;
+      continue;
+    }
+    if (flag == "--distributed") {
+      o.distributed = true;
       continue;
     }
     if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "'");
