@@ -39,10 +39,6 @@
 #include <utility>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "bench_util.hpp"
 #include "models.hpp"
 #include "reference_step.hpp"
@@ -137,26 +133,6 @@ struct Model {
   std::vector<Module<float>*> chain;
 };
 
-// The data needs no gradient, so the first layer need not compute dL/dx (PyTorch skips it
-// too). Used when the library has Module::set_input_requires_grad (detected, so this file
-// builds with and without it).
-template <typename M, typename = void>
-struct HasInputGradSwitch : std::false_type {};
-template <typename M>
-struct HasInputGradSwitch<M, std::void_t<decltype(std::declval<M&>().set_input_requires_grad(false))>>
-    : std::true_type {};
-
-template <typename M>
-bool skip_first_input_grad(M& model) {
-  if constexpr (HasInputGradSwitch<M>::value) {
-    model.set_input_requires_grad(false);
-    return true;
-  } else {
-    (void)model;
-    return false;
-  }
-}
-
 Model make_model(const std::string& name) {
   manual_seed(1);
   Model m;
@@ -170,7 +146,7 @@ Model make_model(const std::string& name) {
     for (Index i = 0; i < net->size(); ++i) m.chain.push_back(&(*net)[i]);
     m.net = std::move(net);
   }
-  skip_first_input_grad(*m.net);
+  m.net->set_input_requires_grad(false);  // the data needs no gradient (PyTorch skips it too)
   return m;
 }
 
@@ -201,7 +177,7 @@ Flops count_flops(const Model& m) {
     const double mac = static_cast<double>(l->in_features()) * static_cast<double>(l->out_features());
     f.infer_per_sample += 2 * mac;
     f.useful_per_sample += first ? 4 * mac : 6 * mac;
-    f.train_per_sample += first && HasInputGradSwitch<Module<float>>::value ? 4 * mac : 6 * mac;
+    f.train_per_sample += first ? 4 * mac : 6 * mac;
     first = false;
   }
   return f;
@@ -432,10 +408,17 @@ Split split_step(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criterion,
       }
       return bench::stats(v).median;
     };
-    gemm_us += time_us([&] { y.matrix().noalias() = x.matrix() * w.matrix().transpose(); });
-    gemm_us += time_us([&] { dw.matrix().noalias() += dy.matrix().transpose() * x.matrix(); });
-    if (!first || !HasInputGradSwitch<Module<float>>::value)
-      gemm_us += time_us([&] { dx.matrix().noalias() = dy.matrix() * w.matrix(); });
+    // Linear's three products, whole, on one thread (as linear.hpp calls them).
+    gemm_us += time_us([&] {
+      detail::gemm<float>(n, out, in, {x.data(), in, true}, {w.data(), in, false}, y.data(), out);
+    });
+    gemm_us += time_us([&] {
+      detail::gemm_add<float>(out, in, n, {dy.data(), out, false}, {x.data(), in, true}, dw.data(), in);
+    });
+    if (!first)  // the first layer skips dL/dx
+      gemm_us += time_us([&] {
+        detail::gemm<float>(n, in, out, {dy.data(), out, true}, {w.data(), in, true}, dx.data(), in);
+      });
     first = false;
   }
   // The last, smaller batch makes the mean step a little cheaper than a full one.
@@ -564,17 +547,9 @@ void print_result(const Result& r, const bench::Peak& peak) {
 int run(const Options& o) {
   std::printf("bench_train: %s\n", bench::cpu_model().c_str());
   std::printf("  build: %s; %s\n", bench::compiler().c_str(), bench::eigen_flags().c_str());
-#if defined(_OPENMP)
-  std::printf("  OpenMP: max threads %d, OMP_WAIT_POLICY=%s, GOMP_SPINCOUNT=%s\n",
-              omp_get_max_threads(), std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "(unset)",
-              std::getenv("GOMP_SPINCOUNT") ? std::getenv("GOMP_SPINCOUNT") : "(unset)");
-#else
-  std::printf("  OpenMP: not compiled in, so --threads 2 runs on one thread\n");
-#endif
-  std::printf("  first layer's input gradient: %s\n",
-              HasInputGradSwitch<Module<float>>::value
-                  ? "skipped (Module::set_input_requires_grad(false))"
-                  : "computed (this library version cannot skip it)");
+  std::printf("  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in %d "
+              "blocks; first layer's input gradient skipped (set_input_requires_grad(false))\n",
+              detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kProductBlocks));
   const bench::Peak peak = bench::measure_peak();
   std::printf("  FMA peak (%s): %.1f GFLOP/s per core by thread CPU time, %.1f by wall time; "
               "%.1f GFLOP/s with two threads (wall)\n",

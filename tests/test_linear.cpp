@@ -34,7 +34,7 @@ TEST_CASE("Linear: forward is x W^T + b", "[linear]") {
   CHECK(y[1] == 27.0);  // 3 + 4 + 20
 }
 
-TEST_CASE("Linear: two backwards accumulate twice the gradient; zero_grad clears", "[linear]") {
+TEST_CASE("Linear: two backwards accumulate twice the gradient, zero_grad clears", "[linear]") {
   Generator gen(2);
   Linear<double> layer(4, 3, true, gen);
   const Tensor<double> x = Tensor<double>::randn({5, 4}, gen);

@@ -85,7 +85,7 @@ TEST_CASE("Module: train()/eval() reach every submodule", "[module]") {
   CHECK(net.layer2[1].is_training());
 }
 
-TEST_CASE("Sequential: empty is the identity; push_back returns the stored module", "[module]") {
+TEST_CASE("Sequential: empty is the identity, push_back returns the stored module", "[module]") {
   Sequential<float> seq;
   const Tensor<float> x({1, 2}, {3, 4});
   CHECK(&seq.forward(x) == &x);
@@ -123,4 +123,42 @@ TEST_CASE("gradcheck: restores running statistics and gradients", "[module][grad
   CHECK(bn.running_mean.vector().norm() == 0.0);
   CHECK(bn.num_batches_tracked[0] == 0);
   CHECK(fc.grad_weight[0] == 0.25);
+}
+
+// set_input_requires_grad(false) on a model skips the first Linear's dL/dx = dy W (nothing
+// reads the gradient of the data) and must leave every parameter gradient unchanged.
+TEST_CASE("set_input_requires_grad(false): same parameter gradients, no dL/dx", "[module]") {
+  auto grads = [](Module<double>& m) {
+    std::vector<Tensor<double>> out;
+    for (const Parameter<double>& p : m.parameters()) out.push_back(*p.grad);
+    return out;
+  };
+  Generator gen(13);
+  const Tensor<double> x = Tensor<double>::randn({6, 5}, gen);
+  const Tensor<double> dy = Tensor<double>::randn({6, 3}, gen);
+  manual_seed(5);
+  mnist::Net<double> full(5, 4, 4, 3);
+  manual_seed(5);
+  mnist::Net<double> skip(5, 4, 4, 3);
+  skip.set_input_requires_grad(false);
+  CHECK(full.input_requires_grad());
+  CHECK_FALSE(skip.input_requires_grad());
+  CHECK_FALSE(skip.layer1.input_requires_grad());
+  CHECK_FALSE(skip.layer1[0].input_requires_grad());
+  CHECK(skip.layer1[1].input_requires_grad());  // only the first module of a container
+  CHECK(skip.layer2.input_requires_grad());
+  full.forward(x);
+  skip.forward(x);
+  CHECK(full.backward(dy).shape() == Shape{6, 5});
+  CHECK(skip.backward(dy).numel() == 0);
+  CHECK(grads(full) == grads(skip));  // bitwise: the same products, only dx skipped
+
+  Sequential<double> seq(Linear<double>(5, 3, true, gen), ReLU<double>());
+  seq.set_input_requires_grad(false);
+  seq.forward(x);
+  CHECK(seq.backward(dy).numel() == 0);
+  CHECK(seq[0].input_requires_grad() == false);
+  seq.set_input_requires_grad(true);
+  seq.forward(x);
+  CHECK(seq.backward(dy).shape() == Shape{6, 5});
 }

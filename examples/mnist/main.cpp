@@ -97,8 +97,11 @@ struct History {
 };
 
 std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Index classes) {
-  if (o.preset == "deep-mlp") return std::make_unique<Sequential<float>>(mnist::deep_mlp<float>(in, classes));
-  return std::make_unique<mnist::Net<float>>(in, 300, 100, classes);
+  std::unique_ptr<Module<float>> model;
+  if (o.preset == "deep-mlp") model = std::make_unique<Sequential<float>>(mnist::deep_mlp<float>(in, classes));
+  else model = std::make_unique<mnist::Net<float>>(in, 300, 100, classes);
+  model->set_input_requires_grad(false);  // the images need no gradient: skip dy * W in layer 1
+  return model;
 }
 
 // A text file written whole, atomically: a crash never leaves half a metrics.csv behind.
@@ -361,6 +364,10 @@ int run(Options o) {
 
 }  // namespace
 
+#ifdef BACKPROP_MNIST_MPI
+#include "distributed.hpp"  // --distributed: run_distributed(), which shares the helpers above
+#endif
+
 int main(int argc, char** argv) {
   Options options;
   try {
@@ -373,6 +380,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+#ifdef BACKPROP_MNIST_MPI
+    if (options.distributed) return run_distributed(options);
+#else
+    if (options.distributed)
+      throw std::runtime_error("--distributed needs MPI, and this mnist was built without it "
+                               "(./scripts/test.sh --mpi installs it and builds with it)");
+#endif
     return run(options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist: error: %s\n", e.what());

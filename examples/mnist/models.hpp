@@ -38,6 +38,11 @@ class Net : public backprop::Module<T> {
     return layer1.backward(d1);
   }
 
+  void set_input_requires_grad(bool on) override {
+    backprop::Module<T>::set_input_requires_grad(on);
+    layer1.set_input_requires_grad(on);
+  }
+
   void visit(StateVisitor<T>& v) override {
     v.module("layer1", layer1);
     v.module("layer2", layer2);

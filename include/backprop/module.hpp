@@ -66,6 +66,13 @@ class Module {
 
   const Tensor<T>& operator()(const Tensor<T>& input) { return forward(input); }
 
+  /// Whether backward() must return dL/dx. Off for a model's first layer, whose input is
+  /// data (PyTorch: the input does not require grad), so that Linear skips the product
+  /// dy * W that nothing reads; backward() then returns an empty tensor. Containers pass it
+  /// to their first child. Example: model.set_input_requires_grad(false);
+  virtual void set_input_requires_grad(bool on) { input_requires_grad_ = on; }
+  bool input_requires_grad() const { return input_requires_grad_; }
+
   /// Training mode (batch statistics in BatchNorm) or evaluation mode, for this module and
   /// all its children.
   void train(bool on = true) {
@@ -130,6 +137,7 @@ class Module {
 
  private:
   bool training_ = true;
+  bool input_requires_grad_ = true;
 };
 
 }  // namespace backprop

@@ -1,15 +1,206 @@
 // SPDX-License-Identifier: MIT
-// backprop: the number of threads Eigen's matrix products may use.
+// backprop: threads for the large matrix products. One thread by default.
 #pragma once
 
-#include <Eigen/Core>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "detail/error.hpp"
 
 namespace backprop {
+namespace detail {
 
-/// Threads for matrix products (OpenMP, through Eigen). Without OpenMP this does nothing
-/// and get_num_threads() is 1.
-/// Example: backprop::set_num_threads(1);
-inline void set_num_threads(int n) { Eigen::setNbThreads(n); }
-inline int get_num_threads() { return Eigen::nbThreads(); }
+// Why not Eigen's own OpenMP products: they busy-wait on per-panel flags, so when the other
+// core is busy a descheduled thread stalls its partner for a whole time slice (measured
+// 20-100x slower than one thread, docs/benchmarks.md). Here each product is cut into
+// independent blocks, each computed by Eigen's sequential GEMM kernel (detail/gemm.hpp), and:
+//  - the caller claims every block no helper has started, so a helper that wakes late
+//    costs nothing;
+//  - a helper polls for new work for a while (kPoll, yielding the core to anyone else who
+//    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
+//    virtual machine, as much as a whole block (with 50 us of polling, helpers were
+//    late 14x more often than with 1 ms);
+//  - when a helper was late anyway (the caller waited longer than its own share took, e.g.
+//    because the helper was descheduled mid-block), the next runs skip the helpers, for
+//    twice as many runs each time it happens again.
+// The blocks are the same whoever runs them, so the results do not depend on any of this.
+class ThreadPool {
+ public:
+  ThreadPool() = default;
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool() { resize(1); }
+
+  int size() const { return static_cast<int>(helpers_.size()) + 1; }
+
+  // The caller plus threads - 1 helpers. Not while run() is in progress.
+  void resize(int threads) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : helpers_) t.join();
+    helpers_.clear();
+    stop_ = false;
+    serial_runs_ = 0;
+    backoff_ = kMinBackoff;
+    for (int i = 1; i < threads; ++i) helpers_.emplace_back([this] { helper_loop(); });
+  }
+
+  // Calls fn(ctx, i) once for every i in [0, n), on the caller and the helpers, and returns
+  // when all calls have returned. fn must not throw. A plain function pointer, not
+  // std::function, so that a training step never allocates.
+  void run(std::int64_t n, void (*fn)(void*, std::int64_t), void* ctx) {
+    if (helpers_.empty() || n <= 1 || serial_runs_ > 0) {
+      if (serial_runs_ > 0) --serial_runs_;
+      for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    Job job;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Block indices grow across jobs and are claimed by compare-and-swap only below
+      // job.end, so a helper still holding an old job can never take a block of this one.
+      job = {fn, ctx, next_.load(), next_.load() + n};
+      job_ = job;
+      finished_.store(0);
+      generation_.fetch_add(1);
+    }
+    if (sleepers_.load() > 0) wake_.notify_all();
+    const Clock::time_point start = Clock::now();
+    work(job);
+    const Clock::time_point mine = Clock::now();
+    while (finished_.load() != n && Clock::now() - mine < kPoll) std::this_thread::yield();
+    if (finished_.load() != n) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return finished_.load() == n; });
+    }
+    if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
+      serial_runs_ = backoff_;
+      backoff_ = std::min(2 * backoff_, kMaxBackoff);
+    } else {
+      backoff_ = kMinBackoff;
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::microseconds kPoll{1000};
+  static constexpr int kMinBackoff = 32, kMaxBackoff = 8192;
+
+  struct Job {
+    void (*fn)(void*, std::int64_t) = nullptr;
+    void* ctx = nullptr;
+    std::int64_t begin = 0, end = 0;
+  };
+
+  // Claims and runs blocks of `job` until none is left.
+  void work(const Job& job) {
+    for (;;) {
+      std::int64_t i = next_.load();
+      do {
+        if (i >= job.end) return;
+      } while (!next_.compare_exchange_weak(i, i + 1));
+      job.fn(job.ctx, i - job.begin);
+      if (finished_.fetch_add(1) + 1 == job.end - job.begin) {
+        { std::lock_guard<std::mutex> lock(mutex_); }  // the caller is waiting or will see it
+        done_.notify_one();
+      }
+    }
+  }
+
+  void helper_loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      // Poll for a new job for kPoll, then sleep until one comes.
+      const Clock::time_point idle = Clock::now();
+      while (generation_.load() == seen && Clock::now() - idle < kPoll) std::this_thread::yield();
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++sleepers_;
+        wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
+        --sleepers_;
+        if (stop_) return;
+        seen = generation_.load();
+        job = job_;
+      }
+      work(job);
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> helpers_;
+  bool stop_ = false;  // guarded by mutex_
+  Job job_;            // guarded by mutex_
+  std::atomic<std::uint64_t> generation_{0};  // written under mutex_
+  std::atomic<int> sleepers_{0};              // helpers waiting on wake_
+  std::atomic<std::int64_t> next_{0};
+  std::atomic<std::int64_t> finished_{0};
+  int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only
+};
+
+// The pool every layer shares, created on first use.
+inline ThreadPool& thread_pool() {
+  static ThreadPool pool;
+  return pool;
+}
+
+// Products below this many flops run on the caller alone. Measured on 2 Zen 5 cores
+// (docs/benchmarks.md): splitting the 30-MFLOP products of bn-mlp at batch 64 made training
+// 5-10% slower (the helper pulls half of W and dW into its own cache every step, and they
+// go back for the optimizer), while 60 MFLOP and more gain 15-27%. Inference gains earlier.
+constexpr double kParallelMinFlops = 50e6;
+
+// How many blocks a large product is cut into, whatever the number of threads: the cut
+// must not depend on it, because Eigen sums the last rows of a block in another order
+// (several partial sums) than the others, so moving a block edge changes the low bits.
+// Two blocks keep both cores of a small machine busy; more would repack the shared operand
+// more often on one thread.
+constexpr std::int64_t kProductBlocks = 2;
+
+// Cuts [0, total) into kProductBlocks contiguous blocks (multiples of 16, the AVX-512 float
+// width, except the last) and calls f(begin, length) for each, on the pool's threads, when
+// the work (flops) is large enough. Each block must write only its own part of the output.
+template <typename F>
+void parallel_blocks(std::int64_t total, double flops, F&& f) {
+  if (flops < kParallelMinFlops || total < 16 * kProductBlocks) {
+    f(std::int64_t(0), total);
+    return;
+  }
+  const std::int64_t step = ((total + kProductBlocks - 1) / kProductBlocks + 15) / 16 * 16;
+  struct Ctx {
+    F* f;
+    std::int64_t total, step;
+  } ctx{&f, total, step};
+  thread_pool().run(
+      (total + step - 1) / step,
+      [](void* p, std::int64_t i) {
+        const Ctx& c = *static_cast<Ctx*>(p);
+        const std::int64_t begin = i * c.step;
+        (*c.f)(begin, std::min(c.step, c.total - begin));
+      },
+      &ctx);
+}
+
+}  // namespace detail
+
+/// Threads for the large matrix products of Linear (the caller plus n - 1 helper threads;
+/// 1 by default). Results are bitwise the same for every n: the products are cut into the
+/// same blocks whatever n, and each block is one single-threaded product. Call between
+/// training steps, not during one. Example: backprop::set_num_threads(2);
+inline void set_num_threads(int n) {
+  detail::check(n >= 1, "set_num_threads", "n must be >= 1, got ", n);
+  detail::thread_pool().resize(n);
+}
+inline int get_num_threads() { return detail::thread_pool().size(); }
 
 }  // namespace backprop

@@ -57,6 +57,12 @@ class Sequential : public Module<T> {
     return *g;
   }
 
+  // Only the first module's input is this container's input.
+  void set_input_requires_grad(bool on) override {
+    Module<T>::set_input_requires_grad(on);
+    if (!modules_.empty()) modules_.front()->set_input_requires_grad(on);
+  }
+
   void visit(StateVisitor<T>& v) override {
     for (std::size_t i = 0; i < modules_.size(); ++i) v.module(names_[i], *modules_[i]);
   }

@@ -45,24 +45,25 @@ class SGD {
     if (momentum_ != 0 && first) momentum_buffer_.resize(parameters_.size());
     const T lr = T(lr_), momentum = T(momentum_), wd = T(weight_decay_);
     const T keep = T(1 - dampening_);
+    // One pass over each parameter: every element is read and written once (Eigen
+    // expressions took two passes and read p again for the weight decay even when it is 0).
     for (std::size_t i = 0; i < parameters_.size(); ++i) {
-      typename Tensor<T>::VectorMap p = parameters_[i].value->vector();
-      const typename Tensor<T>::ConstVectorMap grad = std::as_const(*parameters_[i].grad).vector();
-      // d_p = g + weight_decay * p: kept as an expression, evaluated inside each update.
+      T* p = parameters_[i].value->data();
+      const T* g = std::as_const(*parameters_[i].grad).data();
+      const Index n = parameters_[i].value->numel();
       if (momentum_ == 0) {
-        if (wd != 0) p -= lr * (grad + wd * p);
-        else p -= lr * grad;
+        for (Index j = 0; j < n; ++j) p[j] -= lr * (wd != 0 ? g[j] + wd * p[j] : g[j]);
         continue;
       }
       Tensor<T>& buffer = momentum_buffer_[i];
-      if (first) {
-        buffer.resize(parameters_[i].value->shape());
-        buffer.vector() = grad + wd * p;
-      } else {
-        buffer.vector() = momentum * buffer.vector() + keep * (grad + wd * p);
+      if (first) buffer.resize(parameters_[i].value->shape());
+      T* buf = buffer.data();
+      for (Index j = 0; j < n; ++j) {
+        const T d = wd != 0 ? g[j] + wd * p[j] : g[j];              // d_p
+        const T b = first ? d : momentum * buf[j] + keep * d;       // momentum buffer
+        buf[j] = b;
+        p[j] -= lr * (nesterov_ ? d + momentum * b : b);
       }
-      if (nesterov_) p -= lr * ((grad + wd * p) + momentum * buffer.vector());
-      else p -= lr * buffer.vector();
     }
   }
 

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// parallel.hpp: the thread pool runs every block exactly once, and training gives bitwise the
+// same model with 1, 2 and 3 threads (each output element is one single-threaded sum).
+#include <backprop/backprop.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <vector>
+
+#include "../examples/mnist/models.hpp"
+
+using namespace backprop;
+
+namespace {
+// Restores one thread when a test ends, whatever it set.
+struct OneThreadAfter {
+  ~OneThreadAfter() { set_num_threads(1); }
+};
+
+// Trains reference 1's model for a few SGD-momentum steps on fixed random data; returns
+// every parameter and buffer, flattened.
+std::vector<float> train_steps(int threads, Index batch) {
+  set_num_threads(threads);
+  manual_seed(3);
+  mnist::Net<float> net;
+  net.set_input_requires_grad(false);
+  SGD<float> opt(net.parameters(), 0.05, 0.5);
+  CrossEntropyLoss<float> loss;
+  Generator gen(4);
+  const Tensor<float> x = Tensor<float>::randn({batch, 784}, gen);
+  Tensor<std::int64_t> labels({batch});
+  for (Index i = 0; i < batch; ++i) labels[i] = static_cast<std::int64_t>(gen.below(10));
+  for (int step = 0; step < 5; ++step) {
+    opt.zero_grad();
+    loss.forward(net.forward(x), labels);
+    net.backward(loss.backward());
+    opt.step();
+  }
+  std::vector<float> out;
+  for (const StateEntry<float>& e : net.state_dict())
+    if (auto* t = std::get_if<Tensor<float>*>(&e.tensor))
+      out.insert(out.end(), (*t)->data(), (*t)->data() + (*t)->numel());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", "[parallel]") {
+  OneThreadAfter restore;
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    CHECK(get_num_threads() == threads);
+    for (std::int64_t n = 0; n < 40; ++n) {
+      for (int repeat = 0; repeat < 25; ++repeat) {
+        std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+        detail::thread_pool().run(
+            n, [](void* p, std::int64_t i) { (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++; },
+            &hits);
+        for (std::int64_t i = 0; i < n; ++i) REQUIRE(hits[std::size_t(i)].load() == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("parallel_blocks: covers 0 to total with disjoint blocks", "[parallel]") {
+  OneThreadAfter restore;
+  set_num_threads(2);
+  for (std::int64_t total : {1, 16, 31, 32, 33, 100, 300, 784}) {
+    std::vector<int> hits(static_cast<std::size_t>(total), 0);
+    detail::parallel_blocks(total, 1e9, [&](std::int64_t begin, std::int64_t n) {
+      for (std::int64_t i = begin; i < begin + n; ++i) hits[std::size_t(i)]++;
+    });
+    for (int h : hits) REQUIRE(h == 1);
+  }
+}
+
+TEST_CASE("Training is bitwise identical with 1, 2 and 3 threads", "[parallel]") {
+  OneThreadAfter restore;
+  for (Index batch : {64, 100, 256}) {
+    INFO("batch " << batch);
+    const std::vector<float> one = train_steps(1, batch);
+    CHECK(train_steps(2, batch) == one);
+    CHECK(train_steps(3, batch) == one);
+  }
+}
+
+TEST_CASE("set_num_threads: n must be >= 1", "[parallel][errors]") {
+  OneThreadAfter restore;
+  CHECK_THROWS_WITH(set_num_threads(0), Catch::Contains("n must be >= 1, got 0"));
+}
