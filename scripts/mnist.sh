@@ -23,5 +23,6 @@ if [ $user_data_dir = 0 ]; then
 fi
 
 dir=$repo_root/build
-configure_and_build "$dir" mnist -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
+configure_and_build "$dir" mnist -DCMAKE_CXX_COMPILER="$(cxx_of "$(default_compiler)")" \
+  -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 exec "$dir/examples/mnist/mnist" "${data_args[@]}" "$@"

@@ -41,6 +41,12 @@ ensure_packages() {
     die "apt-get install ${missing[*]} failed"
 }
 
+# The compiler our builds use unless told otherwise: clang when it is installed (its build of
+# Eigen's kernels trains the reference models 1.25-1.33x faster than g++ 12's here,
+# docs/benchmarks.md), else g++.
+default_compiler() { if command -v clang++ >/dev/null; then echo clang; else echo gcc; fi; }
+cxx_of() { case $1 in clang) echo clang++ ;; *) echo g++ ;; esac; }
+
 # Configures and builds. Args: build dir, target ("" for all), then extra cmake args.
 configure_and_build() {
   local dir=$1 target=$2

@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: MIT
 # Installs what is missing, fetches MNIST, builds and runs the whole test suite with CTest.
 #
-#   ./scripts/test.sh                  Release build in build/ (the default)
+#   ./scripts/test.sh                  Release build in build/ (the default: clang if installed, else g++)
 #   ./scripts/test.sh --sanitize       AddressSanitizer + UBSan build in build-sanitize/
-#   ./scripts/test.sh --compiler clang another compiler (gcc or clang), in build-clang/
+#   ./scripts/test.sh --compiler gcc   a given compiler (gcc or clang), in build-gcc/ or build-clang/
 #   ./scripts/test.sh --no-openmp      without OpenMP, in build[-...]-no-openmp/
 #   ./scripts/test.sh --portable       without -march=native
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
@@ -17,11 +17,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 usage() { sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=gcc sanitize=0 openmp=ON native=ON mpi=OFF fuzz=OFF ctest_args=()
+compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF fuzz=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
-    --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2; shift ;;
+    --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2 compiler_given=1; shift ;;
     --no-openmp) openmp=OFF ;;
     --portable) native=OFF ;;
     --mpi) mpi=ON ;;
@@ -35,8 +35,8 @@ done
 
 extra_packages=()
 case $compiler in
-  gcc) cxx=g++ ;;
-  clang) cxx=clang++; extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/include/omp.h") ;;
+  gcc) cxx=$(cxx_of gcc) ;;
+  clang) cxx=$(cxx_of clang); extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/include/omp.h") ;;
   *) die "--compiler takes gcc or clang, got '$compiler'" ;;
 esac
 if [ $fuzz = ON ]; then
@@ -48,7 +48,7 @@ ensure_packages "${extra_packages[@]}"
 "$repo_root/scripts/fetch-mnist.sh" >&2
 
 dir=$repo_root/build
-[ "$compiler" = gcc ] || dir+="-$compiler"
+[ $compiler_given = 0 ] || dir+="-$compiler"
 [ $sanitize = 0 ] || dir+="-sanitize"
 [ $openmp = ON ] || dir+="-no-openmp"
 [ $native = ON ] || dir+="-portable"

@@ -39,7 +39,7 @@ void save_replica(const std::string& dir, int rank, Module<float>& model, SGD<fl
 int train_distributed(Options o, const distributed::ProcessGroup& world) {
   const int rank = world.rank(), size = world.world_size();
   const bool root = rank == 0;
-  set_num_threads(o.threads);
+  set_num_threads(o.threads > 0 ? o.threads : 1);  // one rank per core is MPI's usual layout
   // Every rank reads the files: on several machines, the same paths must exist on each.
   const MnistDataset<float> train(o.data_dir, /*train=*/true);
   const MnistDataset<float> test(o.data_dir, /*train=*/false);

@@ -251,7 +251,7 @@ std::vector<std::string> write_pictures(const Options& o, Module<float>& model,
 }
 
 int run(Options o) {
-  set_num_threads(o.threads);
+  set_num_threads(o.threads > 0 ? o.threads : mnist::default_threads());
   const MnistDataset<float> train(o.data_dir, /*train=*/true);
   const MnistDataset<float> test(o.data_dir, /*train=*/false);
   if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())

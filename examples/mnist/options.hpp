@@ -9,6 +9,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace mnist {
@@ -17,6 +18,10 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Two threads when there are two cores: Linear cuts its large products in two blocks
+// (backprop/parallel.hpp), so more threads would idle, and results do not depend on it.
+inline int default_threads() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
+
 struct Options {
   std::string preset = "bn-mlp";
   std::int64_t epochs = 20, batch_size = 64, test_batch_size = 128;
@@ -24,7 +29,7 @@ struct Options {
   std::int64_t lr_step = 5;  // 0: constant lr
   double lr_gamma = 0.1;
   std::uint64_t seed = 0;
-  int threads = 1;
+  int threads = 0;  // 0: automatic, default_threads() (1 per rank with --distributed)
   bool shuffle = true;
   bool distributed = false;     // data-parallel over MPI (distributed.hpp)
   std::int64_t max_steps = -1;  // stop after this many training steps (-1: no limit)
@@ -54,7 +59,9 @@ options (override the preset):
                         as reference 1); 0 keeps lr constant
   --lr-gamma X          the factor of --lr-step
   --seed N              seed of the initial weights and the shuffling
-  --threads N           threads for the matrix products
+  --threads N           threads for the large matrix products (default: 2 on a machine
+                        with 2 cores or more, 1 per rank with --distributed; the results
+                        are bitwise the same for any N)
   --no-shuffle          serve the training set in file order
   --max-steps N         stop after N training steps (for quick checks)
   --data-dir DIR        the IDX files (default data/mnist; read only, never modified)

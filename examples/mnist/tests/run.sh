@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The MNIST example's tests, one case per CTest test (examples/mnist/CMakeLists.txt):
-#   run.sh usage | bad_input CASE | resume_is_exact | outputs | one_epoch_accuracy |
-#          parity_first_100_losses
+#   run.sh usage | bad_input CASE | resume_is_exact | threads_same_result | outputs |
+#          one_epoch_accuracy | parity_first_100_losses
 # Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
 # SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
@@ -118,6 +118,20 @@ case $case_name in
     "$TESTKIT" same-tensors straight/checkpoint.safetensors split/checkpoint.safetensors
     diff <(cut -d, -f1-6 straight/metrics.csv) <(cut -d, -f1-6 split/metrics.csv) ||
       fail "metrics differ"
+    ;;
+  threads_same_result)
+    # 1, 2 and 3 threads give bit-identical weights, optimizer state and metrics. Batch 256
+    # makes the products large enough (>= 50 MFLOP) to be split across threads.
+    synthetic d 2000
+    for t in 1 2 3; do
+      "$MNIST" --data-dir d --epochs 2 --batch-size 256 --threads $t --out t$t >/dev/null 2>&1 ||
+        fail "--threads $t failed"
+    done
+    for t in 2 3; do
+      "$TESTKIT" same-tensors t1/checkpoint.safetensors t$t/checkpoint.safetensors
+      diff <(cut -d, -f1-6 t1/metrics.csv) <(cut -d, -f1-6 t$t/metrics.csv) ||
+        fail "metrics differ between 1 and $t threads"
+    done
     ;;
   outputs)
     synthetic d 500
