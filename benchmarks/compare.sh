@@ -24,8 +24,9 @@
 # left alone) with OPENBLAS_CORETYPE unset (this environment sets Haswell, which picks the
 # AVX2 kernels instead of AVX-512 ones: 2x slower here), torch.set_num_threads(T), OPENBLAS_NUM_THREADS=T, and with two
 # threads GOMP_SPINCOUNT=0 (libgomp's spinning otherwise makes PyTorch 2-3x slower).
-# Run time: about 5 minutes on an idle 2-core machine (estimated from CPU times); 18 minutes
-# measured with the cores shared at load 8 (docs/benchmarks.md). --quick or --rounds 1 halve it.
+# Run time: 302 s measured on an idle 2-core machine (2026-11-22); 18 minutes with the cores
+# shared at load 8, before the library's threads stopped collapsing (docs/benchmarks.md).
+# --quick or --rounds 1 halve it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
