@@ -10,14 +10,15 @@
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
 #                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
 #   ./scripts/test.sh --mpi            with MPI (Open MPI installed if missing): backprop::mpi
-#                                      and the 2-rank tests, in build[-...]-mpi/
+#                                      and the 2-rank tests, in build[-...]-mpi/; without
+#                                      --mpi they are built and run when MPI is installed
 #   extra arguments after -- go to ctest, e.g. ./scripts/test.sh -- -R core:
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF fuzz=OFF ctest_args=()
+compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF mpi_found=OFF fuzz=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
@@ -44,6 +45,8 @@ if [ $fuzz = ON ]; then
   extra_packages+=("libclang-rt-14-dev:/usr/lib/clang/14/lib/linux/libclang_rt.fuzzer-x86_64.a")
 fi
 [ $mpi = OFF ] || extra_packages+=("libopenmpi-dev:/usr/bin/mpicxx" "openmpi-bin:/usr/bin/mpirun")
+# Without --mpi, MPI is used when it is there (it is optional: the core never needs it).
+[ $mpi = ON ] || { [ -x /usr/bin/mpicxx ] && [ -x /usr/bin/mpirun ] && [ $sanitize = 0 ] && mpi_found=ON; } || true
 ensure_packages "${extra_packages[@]}"
 "$repo_root/scripts/fetch-mnist.sh" >&2
 
@@ -56,7 +59,7 @@ dir=$repo_root/build
 [ $sanitize = 0 ] || export BUILD_TYPE=RelWithDebInfo
 
 configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
-  -DBACKPROP_NATIVE=$native -DBACKPROP_USE_MPI=$mpi -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
+  -DBACKPROP_NATIVE=$native -DBACKPROP_USE_MPI=$([ $mpi = ON ] || [ $mpi_found = ON ] && echo ON || echo OFF) -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
   -DBACKPROP_FUZZ=$fuzz -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 

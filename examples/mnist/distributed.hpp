@@ -40,35 +40,10 @@ int train_distributed(Options o, const distributed::ProcessGroup& world) {
   const int rank = world.rank(), size = world.world_size();
   const bool root = rank == 0;
   set_num_threads(o.threads > 0 ? o.threads : 1);  // one rank per core is MPI's usual layout
-  // Every rank reads the files: on several machines, the same paths must exist on each.
-  const MnistDataset<float> train(o.data_dir, /*train=*/true);
-  const MnistDataset<float> test(o.data_dir, /*train=*/false);
-  if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
-    throw std::runtime_error(test.images_path() + ": images differ in size from the training images");
-  if (root) {
-    std::error_code ec;
-    std::filesystem::create_directories(o.out, ec);
-    if (ec) throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
-  }
-
-  manual_seed(o.seed);
-  std::unique_ptr<Module<float>> model = make_model(o, train.num_features(), train.num_classes());
-  SGD<float> optimizer(model->parameters(), o.lr, o.momentum);
-  StepLR<SGD<float>> schedule(optimizer, o.lr_step, o.lr_gamma, o.preset == "bn-mlp");
-  CrossEntropyLoss<float> criterion;
-
-  History h;
-  std::int64_t start_epoch = 0;
-  if (!o.load.empty()) io::load_state_dict(o.load, *model);
-  if (!o.resume.empty()) {  // every rank restores the optimizer and epoch from the same file
-    const io::CheckpointState s = io::load_checkpoint(o.resume, *model, optimizer, default_generator());
-    const auto preset = s.metadata.find("preset");
-    if (preset == s.metadata.end() || preset->second != o.preset)
-      throw std::runtime_error(o.resume + ": checkpoint of another preset, this run is '" + o.preset + "'");
-    h = History::from_metadata(s.metadata, o.resume);
-    o.seed = h.seed;
-    start_epoch = s.epoch;
-  }
+  // Every rank reads the files (on several machines, the same paths must exist on each) and
+  // restores the optimizer and epoch from the same --resume file; rank 0 writes the outputs.
+  Session session(o, /*make_out_dir=*/root);
+  auto& [train, test, model, optimizer, schedule, criterion, h, start_epoch] = session;
 
   // distributed: rank 0's weights and buffers on every rank, and gradients averaged by
   // ddp.backward(); the same seed gives every rank the same permutation, of which each
@@ -156,20 +131,7 @@ int train_distributed(Options o, const distributed::ProcessGroup& world) {
                static_cast<double>(c.all_reduce_calls) / steps,
                static_cast<double>(c.all_reduce_bytes) / steps / 1e6,
                1e3 * c.all_reduce_seconds / steps);
-  if (h.epochs.empty()) {
-    std::fprintf(stderr, "nothing to train: the run is already at epoch %lld of %lld\n",
-                 static_cast<long long>(start_epoch), static_cast<long long>(o.epochs));
-    return 0;
-  }
-  const std::size_t classes = static_cast<std::size_t>(train.num_classes());
-  std::vector<std::vector<std::int64_t>> confusion(classes, std::vector<std::int64_t>(classes, 0));
-  evaluate(*model, test_loader, bar, &confusion);
-  const std::vector<std::string> files = write_pictures(o, *model, test, h, confusion);
-  std::fprintf(stderr, "wrote %s/metrics.csv, %s/losses.csv%s%s\n", o.out.c_str(), o.out.c_str(),
-               o.save.empty() ? "" : ", ", o.save.c_str());
-  std::fprintf(stderr, "pictures (open in a browser):\n");
-  for (const std::string& f : files) std::fprintf(stderr, "  %s\n", f.c_str());
-  return 0;
+  return finish(o, session, test_loader, bar);
 }
 
 // main()'s entry for --distributed: one rank's failure ends the whole job, since the other

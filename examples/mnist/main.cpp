@@ -250,39 +250,84 @@ std::vector<std::string> write_pictures(const Options& o, Module<float>& model,
   return files;
 }
 
-int run(Options o) {
-  set_num_threads(o.threads > 0 ? o.threads : mnist::default_threads());
-  const MnistDataset<float> train(o.data_dir, /*train=*/true);
-  const MnistDataset<float> test(o.data_dir, /*train=*/false);
-  if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
-    throw std::runtime_error(test.images_path() + ": images are " + std::to_string(test.rows()) +
-                             "x" + std::to_string(test.cols()) + ", the training images " +
-                             std::to_string(train.rows()) + "x" + std::to_string(train.cols()));
-  std::error_code ec;
-  std::filesystem::create_directories(o.out, ec);
-  if (ec) throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
+// What run() and run_distributed() both start from: the data, the model with its optimizer,
+// schedule and loss, and for --load / --resume the restored state. Builds the output
+// directory when make_out_dir (rank 0 only, under MPI). For a resumed run it sets o.seed to
+// the checkpoint's, so the shuffles continue as they would have.
+struct Session {
+  Session(Options& o, bool make_out_dir)
+      : train(o.data_dir, /*train=*/true),
+        test(o.data_dir, /*train=*/false),
+        model(checked_model(o, train, test)),
+        optimizer(model->parameters(), o.lr, o.momentum),
+        // bn-mlp decays at the start of epoch 0 too, as reference 1's "if epoch % 5 == 0".
+        schedule(optimizer, o.lr_step, o.lr_gamma, o.preset == "bn-mlp") {
+    if (make_out_dir) {
+      std::error_code ec;
+      std::filesystem::create_directories(o.out, ec);
+      if (ec) throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
+    }
+    if (!o.load.empty()) io::load_state_dict(o.load, *model);
+    if (!o.resume.empty()) {
+      const io::CheckpointState s = io::load_checkpoint(o.resume, *model, optimizer, default_generator());
+      const auto preset = s.metadata.find("preset");
+      if (preset == s.metadata.end() || preset->second != o.preset)
+        throw std::runtime_error(o.resume + ": checkpoint of preset '" +
+                                 (preset == s.metadata.end() ? "?" : preset->second) +
+                                 "', this run is '" + o.preset + "'");
+      h = History::from_metadata(s.metadata, o.resume);
+      o.seed = h.seed;
+      start_epoch = s.epoch;
+    }
+  }
+  Session(const Session&) = delete;  // optimizer and schedule point into it
+  Session& operator=(const Session&) = delete;
 
-  manual_seed(o.seed);
-  std::unique_ptr<Module<float>> model = make_model(o, train.num_features(), train.num_classes());
-  SGD<float> optimizer(model->parameters(), o.lr, o.momentum);
-  // bn-mlp decays at the start of epoch 0 too, as reference 1's "if epoch % 5 == 0".
-  StepLR<SGD<float>> schedule(optimizer, o.lr_step, o.lr_gamma, o.preset == "bn-mlp");
+  // The test set must fit the model built for the training set; the model starts from
+  // manual_seed(o.seed), as the reference programs' torch.manual_seed.
+  static std::unique_ptr<Module<float>> checked_model(const Options& o, const MnistDataset<float>& train,
+                                                      const MnistDataset<float>& test) {
+    if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
+      throw std::runtime_error(test.images_path() + ": images are " + std::to_string(test.rows()) +
+                               "x" + std::to_string(test.cols()) + ", the training images " +
+                               std::to_string(train.rows()) + "x" + std::to_string(train.cols()));
+    manual_seed(o.seed);
+    return make_model(o, train.num_features(), train.num_classes());
+  }
+
+  const MnistDataset<float> train, test;
+  std::unique_ptr<Module<float>> model;
+  SGD<float> optimizer;
+  StepLR<SGD<float>> schedule;
   CrossEntropyLoss<float> criterion;
-
   History h;
   std::int64_t start_epoch = 0;
-  if (!o.load.empty()) io::load_state_dict(o.load, *model);
-  if (!o.resume.empty()) {
-    const io::CheckpointState s = io::load_checkpoint(o.resume, *model, optimizer, default_generator());
-    const auto preset = s.metadata.find("preset");
-    if (preset == s.metadata.end() || preset->second != o.preset)
-      throw std::runtime_error(o.resume + ": checkpoint of preset '" +
-                               (preset == s.metadata.end() ? "?" : preset->second) +
-                               "', this run is '" + o.preset + "'");
-    h = History::from_metadata(s.metadata, o.resume);
-    o.seed = h.seed;  // the shuffles continue as they would have
-    start_epoch = s.epoch;
+};
+
+// After training (on rank 0 under MPI): the confusion matrix over the test set, the
+// pictures, and where everything went.
+int finish(const Options& o, Session& session, DataLoader<float>& test_loader, mnist::ProgressBar& bar) {
+  if (session.h.epochs.empty()) {
+    std::fprintf(stderr, "nothing to train: the run is already at epoch %lld of %lld\n",
+                 static_cast<long long>(session.start_epoch), static_cast<long long>(o.epochs));
+    return 0;
   }
+  const std::size_t classes = static_cast<std::size_t>(session.train.num_classes());
+  std::vector<std::vector<std::int64_t>> confusion(classes, std::vector<std::int64_t>(classes, 0));
+  evaluate(*session.model, test_loader, bar, &confusion);
+  const std::vector<std::string> files =
+      write_pictures(o, *session.model, session.test, session.h, confusion);
+  std::fprintf(stderr, "wrote %s/metrics.csv, %s/losses.csv%s%s\n", o.out.c_str(), o.out.c_str(),
+               o.save.empty() ? "" : ", ", o.save.c_str());
+  std::fprintf(stderr, "pictures (open in a browser):\n");
+  for (const std::string& f : files) std::fprintf(stderr, "  %s\n", f.c_str());
+  return 0;
+}
+
+int run(Options o) {
+  set_num_threads(o.threads > 0 ? o.threads : mnist::default_threads());
+  Session session(o, /*make_out_dir=*/true);
+  auto& [train, test, model, optimizer, schedule, criterion, h, start_epoch] = session;
 
   DataLoader<float> train_loader(train, o.batch_size, o.shuffle, o.seed);
   DataLoader<float> test_loader(test, o.test_batch_size);
@@ -346,20 +391,7 @@ int run(Options o) {
   }
   if (o.preset == "deep-mlp") std::printf("time:%.5f\n", h.train_seconds);  // as reference 2
 
-  if (h.epochs.empty()) {
-    std::fprintf(stderr, "nothing to train: the run is already at epoch %lld of %lld\n",
-                 static_cast<long long>(start_epoch), static_cast<long long>(o.epochs));
-    return 0;
-  }
-  const std::size_t classes = static_cast<std::size_t>(train.num_classes());
-  std::vector<std::vector<std::int64_t>> confusion(classes, std::vector<std::int64_t>(classes, 0));
-  evaluate(*model, test_loader, bar, &confusion);
-  const std::vector<std::string> files = write_pictures(o, *model, test, h, confusion);
-  std::fprintf(stderr, "wrote %s/metrics.csv, %s/losses.csv%s%s\n", o.out.c_str(), o.out.c_str(),
-               o.save.empty() ? "" : ", ", o.save.c_str());
-  std::fprintf(stderr, "pictures (open in a browser):\n");
-  for (const std::string& f : files) std::fprintf(stderr, "  %s\n", f.c_str());
-  return 0;
+  return finish(o, session, test_loader, bar);
 }
 
 }  // namespace

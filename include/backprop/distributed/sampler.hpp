@@ -128,16 +128,8 @@ class DistributedDataLoader {
     backprop::detail::check(b >= 0 && b < num_batches_, "DistributedDataLoader::batch", "batch ",
                             b, " out of range for ", num_batches_, " batches");
     const bool last = b == num_batches_ - 1;
-    batch_.images.resize(last ? last_shape_ : full_shape_);
-    batch_.labels.resize(last ? last_labels_shape_ : full_labels_shape_);
-    const Index f = full_shape_[1], begin = b * batch_size_;
-    const T* src = images_->data();
-    T* dst = batch_.images.data();
-    for (Index i = 0; i < batch_.size(); ++i) {
-      const Index row = indices_[static_cast<std::size_t>(begin + i)];
-      std::copy_n(src + row * f, f, dst + i * f);
-      batch_.labels[i] = (*labels_)[row];
-    }
+    batch_.gather(*images_, *labels_, indices_.data() + b * batch_size_,
+                  last ? last_shape_ : full_shape_, last ? last_labels_shape_ : full_labels_shape_);
     return batch_;
   }
 

@@ -135,6 +135,22 @@ struct Batch {
   Tensor<T> images;             // (B, F)
   Tensor<std::int64_t> labels;  // (B)
   Index size() const { return labels.numel(); }
+
+  /// Refills this batch with rows[0 .. B) of (all_images, all_labels), B = image_shape[0].
+  /// The shapes come from the caller, which builds them once: switching between the full
+  /// and the last batch then never allocates.
+  void gather(const Tensor<T>& all_images, const Tensor<std::int64_t>& all_labels,
+              const Index* rows, const Shape& image_shape, const Shape& label_shape) {
+    images.resize(image_shape);
+    labels.resize(label_shape);
+    const Index f = image_shape[1];
+    const T* src = all_images.data();
+    T* dst = images.data();
+    for (Index i = 0; i < image_shape[0]; ++i) {
+      std::copy_n(src + rows[i] * f, f, dst + i * f);
+      labels[i] = all_labels[rows[i]];
+    }
+  }
 };
 
 /// Mini-batches over (images, labels), as torch.utils.data.DataLoader(dataset, batch_size,
@@ -222,16 +238,8 @@ class DataLoader {
     backprop::detail::check(b >= 0 && b < num_batches_, "DataLoader::batch", "batch ", b,
                             " out of range for ", num_batches_, " batches");
     const bool last = b == num_batches_ - 1;
-    batch_.images.resize(last ? last_shape_ : full_shape_);
-    batch_.labels.resize(last ? last_labels_shape_ : full_labels_shape_);
-    const Index f = full_shape_[1], begin = b * batch_size_;
-    const T* src = images_->data();
-    T* dst = batch_.images.data();
-    for (Index i = 0; i < batch_.size(); ++i) {
-      const Index row = order_[static_cast<std::size_t>(begin + i)];
-      std::copy_n(src + row * f, f, dst + i * f);
-      batch_.labels[i] = (*labels_)[row];
-    }
+    batch_.gather(*images_, *labels_, order_.data() + b * batch_size_,
+                  last ? last_shape_ : full_shape_, last ? last_labels_shape_ : full_labels_shape_);
     return batch_;
   }
 
