@@ -9,6 +9,7 @@
 #   ./scripts/test.sh --portable       without -march=native
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
 #                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
+#   ./scripts/test.sh --tsan           also the thread pool's tests under ThreadSanitizer
 #   ./scripts/test.sh --mpi            with MPI (Open MPI installed if missing): backprop::mpi
 #                                      and the 2-rank tests, in build[-...]-mpi/; without
 #                                      --mpi they are built and run when MPI is installed
@@ -16,9 +17,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF mpi_found=OFF fuzz=OFF ctest_args=()
+compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF mpi_found=OFF fuzz=OFF tsan=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
     --portable) native=OFF ;;
     --mpi) mpi=ON ;;
     --fuzz) fuzz=ON ;;
+    --tsan) tsan=ON ;;
     -h|--help) usage; exit 0 ;;
     --) shift; ctest_args=("$@"); break ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -44,6 +46,13 @@ if [ $fuzz = ON ]; then
   [ "$compiler" = clang ] || die "--fuzz needs --compiler clang (libFuzzer is clang's)"
   extra_packages+=("libclang-rt-14-dev:/usr/lib/clang/14/lib/linux/libclang_rt.fuzzer-x86_64.a")
 fi
+if [ $tsan = ON ]; then
+  [ $sanitize = 0 ] || die "--tsan and --sanitize need separate builds"
+  case $compiler in
+    clang) extra_packages+=("libclang-rt-14-dev:/usr/lib/clang/14/lib/linux/libclang_rt.tsan-x86_64.a") ;;
+    gcc) extra_packages+=("libtsan2:/usr/lib/x86_64-linux-gnu/libtsan.so.2") ;;
+  esac
+fi
 [ $mpi = OFF ] || extra_packages+=("libopenmpi-dev:/usr/bin/mpicxx" "openmpi-bin:/usr/bin/mpirun")
 # Without --mpi, MPI is used when it is there (it is optional: the core never needs it).
 [ $mpi = ON ] || { [ -x /usr/bin/mpicxx ] && [ -x /usr/bin/mpirun ] && [ $sanitize = 0 ] && mpi_found=ON; } || true
@@ -60,7 +69,7 @@ dir=$repo_root/build
 
 configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
   -DBACKPROP_NATIVE=$native -DBACKPROP_USE_MPI=$([ $mpi = ON ] || [ $mpi_found = ON ] && echo ON || echo OFF) -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
-  -DBACKPROP_FUZZ=$fuzz -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
+  -DBACKPROP_FUZZ=$fuzz -DBACKPROP_TSAN_TESTS=$tsan -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

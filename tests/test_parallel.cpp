@@ -5,6 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "../examples/mnist/models.hpp"
@@ -86,4 +90,96 @@ TEST_CASE("Training is bitwise identical with 1, 2 and 3 threads", "[parallel]")
 TEST_CASE("set_num_threads: n must be >= 1", "[parallel][errors]") {
   OneThreadAfter restore;
   CHECK_THROWS_WITH(set_num_threads(0), Catch::Contains("n must be >= 1, got 0"));
+}
+
+TEST_CASE("ThreadPool: a helper runs the block the caller cannot reach", "[parallel]") {
+  // Block 0 waits until block 1 has started: whichever block the caller takes, the other
+  // must run on a helper, so this fails if the helpers never take work.
+  OneThreadAfter restore;
+  struct Ctx {
+    std::atomic<bool> started1{false};
+    std::thread::id ran[2];
+    bool timed_out = false;
+  };
+  for (int repeat = 0; repeat < 20; ++repeat) {
+    set_num_threads(2);  // also resets the late-helper backoff
+    Ctx ctx;
+    detail::thread_pool().run(
+        2,
+        [](void* p, std::int64_t i) {
+          Ctx& c = *static_cast<Ctx*>(p);
+          c.ran[i] = std::this_thread::get_id();
+          if (i == 1) {
+            c.started1 = true;
+            return;
+          }
+          const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+          while (!c.started1 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+          c.timed_out = !c.started1;
+        },
+        &ctx);
+    REQUIRE_FALSE(ctx.timed_out);
+    REQUIRE(ctx.ran[0] != ctx.ran[1]);
+  }
+}
+
+TEST_CASE("ThreadPool: an exception in a block is rethrown after every block returned", "[parallel]") {
+  OneThreadAfter restore;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    std::vector<std::atomic<int>> hits(8);
+    auto throwing = [](void* p, std::int64_t i) {
+      (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++;
+      if (i == 0) throw std::runtime_error("block 0 failed");
+    };
+    CHECK_THROWS_WITH(detail::thread_pool().run(8, throwing, &hits), "block 0 failed");
+    if (threads == 2)  // the helpers finish the job's other blocks before run() returns
+      for (std::size_t i = 0; i < hits.size(); ++i) CHECK(hits[i].load() == 1);
+    // The pool is usable afterwards, and the next job's blocks each run once.
+    std::vector<std::atomic<int>> next(5);
+    detail::thread_pool().run(
+        5, [](void* p, std::int64_t i) { (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++; },
+        &next);
+    for (auto& h : next) CHECK(h.load() == 1);
+  }
+}
+
+TEST_CASE("Two threads training their own models at once share the pool safely", "[parallel]") {
+  // Only one caller uses the helpers at a time; the other runs its blocks itself. Before
+  // that rule, two callers reset each other's job and both waited for ever.
+  OneThreadAfter restore;
+  // The models are built here, one after the other: manual_seed() is process-wide.
+  auto make = [] {
+    manual_seed(3);
+    auto net = std::make_unique<mnist::Net<float>>();
+    net->set_input_requires_grad(false);
+    return net;
+  };
+  auto train = [](mnist::Net<float>& net, std::vector<float>& out) {
+    SGD<float> opt(net.parameters(), 0.05, 0.5);
+    CrossEntropyLoss<float> loss;
+    Generator gen(4);
+    const Tensor<float> x = Tensor<float>::randn({256, 784}, gen);
+    Tensor<std::int64_t> labels({256});
+    for (Index i = 0; i < 256; ++i) labels[i] = static_cast<std::int64_t>(gen.below(10));
+    for (int step = 0; step < 20; ++step) {
+      opt.zero_grad();
+      loss.forward(net.forward(x), labels);
+      net.backward(loss.backward());
+      opt.step();
+    }
+    for (const Parameter<float>& p : net.parameters())
+      out.insert(out.end(), p.value->data(), p.value->data() + p.value->numel());
+  };
+  auto serial_net = make(), net_a = make(), net_b = make();
+  std::vector<float> serial, a, b;
+  set_num_threads(1);
+  train(*serial_net, serial);
+  set_num_threads(2);
+  std::thread t1([&] { train(*net_a, a); });
+  std::thread t2([&] { train(*net_b, b); });
+  t1.join();
+  t2.join();
+  CHECK(a == serial);
+  CHECK(b == serial);
 }

@@ -54,12 +54,12 @@ class Linear : public Module<T> {
     output_.resize({x.size(0), out_features_});
     // y[:, j:j+n] = x W[j:j+n, :]^T, one block of output features per call; the blocks run
     // on set_num_threads() threads (parallel.hpp). W's rows j..j+n, read column-major, are
-    // that block of W^T.
+    // that block of W^T. The products read the saved copy: x may be this layer's own output.
     const Index batch = x.size(0), in = in_features_, out = out_features_;
     const T* w = weight.data();
     T* y = output_.data();
     detail::parallel_blocks(out, flops(batch), [&](Index j, Index n) {
-      detail::gemm<T>(batch, n, in, {x.data(), in, true}, {w + j * in, in, false}, y + j, out);
+      detail::gemm<T>(batch, n, in, {input_.data(), in, true}, {w + j * in, in, false}, y + j, out);
     });
     if (has_bias_) output_.matrix().rowwise() += bias.vector().transpose();
     return output_;

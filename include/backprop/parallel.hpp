@@ -7,8 +7,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "detail/error.hpp"
@@ -44,6 +46,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;
+      stop_flag_.store(true);
     }
     wake_.notify_all();
     for (std::thread& t : helpers_) t.join();
@@ -51,15 +54,29 @@ class ThreadPool {
     stop_ = false;
     serial_runs_ = 0;
     backoff_ = kMinBackoff;
-    for (int i = 1; i < threads; ++i) helpers_.emplace_back([this] { helper_loop(); });
+    stop_flag_.store(false);
+    // A new helper starts from the current generation: the last job is finished.
+    for (int i = 1; i < threads; ++i)
+      helpers_.emplace_back([this, g = generation_.load()] { helper_loop(g); });
   }
 
   // Calls fn(ctx, i) once for every i in [0, n), on the caller and the helpers, and returns
-  // when all calls have returned. fn must not throw. A plain function pointer, not
-  // std::function, so that a training step never allocates.
+  // when all calls have returned; then rethrows the first exception any call threw. A plain
+  // function pointer, not std::function, so that a training step never allocates. Safe to
+  // call from several threads at once, and from inside fn: only one caller at a time uses
+  // the helpers, the others run their blocks themselves.
   void run(std::int64_t n, void (*fn)(void*, std::int64_t), void* ctx) {
-    if (helpers_.empty() || n <= 1 || serial_runs_ > 0) {
-      if (serial_runs_ > 0) --serial_runs_;
+    // Another thread (or a nested call) already owns the pool: run serially, touch nothing.
+    if (helpers_.empty() || n <= 1 || busy_.exchange(true)) {
+      for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    struct Release {
+      std::atomic<bool>& b;
+      ~Release() { b.store(false); }
+    } release{busy_};
+    if (serial_runs_ > 0) {
+      --serial_runs_;
       for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
       return;
     }
@@ -81,6 +98,11 @@ class ThreadPool {
     if (finished_.load() != n) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, [&] { return finished_.load() == n; });
+    }
+    if (error_) {  // every block has returned: nobody touches ctx any more
+      std::exception_ptr e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
     }
     if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
       serial_runs_ = backoff_;
@@ -108,7 +130,12 @@ class ThreadPool {
       do {
         if (i >= job.end) return;
       } while (!next_.compare_exchange_weak(i, i + 1));
-      job.fn(job.ctx, i - job.begin);
+      try {
+        job.fn(job.ctx, i - job.begin);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
       if (finished_.fetch_add(1) + 1 == job.end - job.begin) {
         { std::lock_guard<std::mutex> lock(mutex_); }  // the caller is waiting or will see it
         done_.notify_one();
@@ -116,12 +143,12 @@ class ThreadPool {
     }
   }
 
-  void helper_loop() {
-    std::uint64_t seen = 0;
+  void helper_loop(std::uint64_t seen) {
     for (;;) {
       // Poll for a new job for kPoll, then sleep until one comes.
       const Clock::time_point idle = Clock::now();
-      while (generation_.load() == seen && Clock::now() - idle < kPoll) std::this_thread::yield();
+      while (generation_.load() == seen && !stop_flag_.load() && Clock::now() - idle < kPoll)
+        std::this_thread::yield();
       Job job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -140,17 +167,23 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   std::vector<std::thread> helpers_;
   bool stop_ = false;  // guarded by mutex_
+  std::atomic<bool> stop_flag_{false};  // stop_, for the polling loop
   Job job_;            // guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_
   std::atomic<int> sleepers_{0};              // helpers waiting on wake_
   std::atomic<std::int64_t> next_{0};
   std::atomic<std::int64_t> finished_{0};
-  int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only
+  int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only (the busy_ owner)
+  std::atomic<bool> busy_{false};                 // a thread is in run()'s parallel path
+  std::exception_ptr error_;                      // first exception of the current job
 };
 
-// The pool every layer shares, created on first use.
+// The pool every layer shares, created on first use and never destroyed: a layer used from
+// another static destructor still finds it, and a child made by fork() (which has none of
+// the parent's helper threads) exits without waiting for them. The helpers end with the
+// process.
 inline ThreadPool& thread_pool() {
-  static ThreadPool pool;
+  static ThreadPool& pool = *new ThreadPool;
   return pool;
 }
 
@@ -178,7 +211,7 @@ void parallel_blocks(std::int64_t total, double flops, F&& f) {
   }
   const std::int64_t step = ((total + kProductBlocks - 1) / kProductBlocks + 15) / 16 * 16;
   struct Ctx {
-    F* f;
+    std::remove_reference_t<F>* f;
     std::int64_t total, step;
   } ctx{&f, total, step};
   thread_pool().run(
