@@ -56,48 +56,24 @@ reproduces them byte for byte. With OpenBLAS the init file is identical and the 
 by at most 2.2e-7 relative.
 """
 import argparse
-import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision.transforms as transforms
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.datasets import mnist
 
+from reference_common import Net, write_safetensors
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-
-
-# ---------------------------------------------------------------------------------------
-# Reference 1 (shared/seeds/000_c7333986dafb0094.txt), the model copied as written.
-
-class Net(nn.Module):
-    """
-    使用sequential构建网络，Sequential()函数的功能是将网络的层组合到一起
-    """
-
-    def __init__(self, in_dim, n_hidden_1, n_hidden_2, out_dim):
-        super(Net, self).__init__()
-        self.layer1 = nn.Sequential(
-            nn.Linear(in_dim, n_hidden_1), nn.BatchNorm1d(n_hidden_1))
-        self.layer2 = nn.Sequential(
-            nn.Linear(n_hidden_1, n_hidden_2), nn.BatchNorm1d(n_hidden_2))
-        self.layer3 = nn.Sequential(nn.Linear(n_hidden_2, out_dim))
-
-    def forward(self, x):
-        x = F.relu(self.layer1(x))
-        x = F.relu(self.layer2(x))
-        x = self.layer3(x)
-        return x
 
 
 # ---------------------------------------------------------------------------------------
@@ -192,6 +168,16 @@ def evaluate(model, criterion, test_loader, flatten):
     return eval_loss / len(test_loader), eval_acc / len(test_loader)
 
 
+def train_step(model, criterion, optimizer, img, label):
+    """One step of reference 1's training loop, as it writes it; returns (out, loss)."""
+    out = model(img)
+    loss = criterion(out, label)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return out, loss
+
+
 def run_bn_mlp(args, root):
     train_dataset, test_dataset = datasets(root, reference1_transform())
     train_loader = DataLoader(train_dataset, batch_size=64, shuffle=True)
@@ -211,11 +197,7 @@ def run_bn_mlp(args, root):
             optimizer.param_groups[0]['lr'] *= 0.1
         for img, label in train_loader:
             img = img.view(img.size(0), -1)
-            out = model(img)
-            loss = criterion(out, label)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            out, loss = train_step(model, criterion, optimizer, img, label)
             train_loss += loss.item()
             _, pred = out.max(1)
             num_correct = (pred == label).sum().item()
@@ -274,35 +256,12 @@ def run_deep_mlp(args, root):
 # ---------------------------------------------------------------------------------------
 # Parity fixtures.
 
-SAFETENSORS_DTYPES = {torch.float32: ("F32", "<f4"), torch.int64: ("I64", "<i8")}
-
-
-def write_safetensors(path, tensors):
-    """The safetensors format by hand (Debian has no `safetensors` package): an 8-byte
-    little-endian header length, the JSON header, then each tensor's little-endian row-major
-    bytes, back to back in the header's order. The header is padded with spaces to a multiple
-    of 8 bytes, as the reference implementation does."""
-    header, chunks, offset = {}, [], 0
-    for name, t in tensors.items():
-        dtype, np_dtype = SAFETENSORS_DTYPES[t.dtype]
-        data = t.detach().contiguous().numpy().astype(np_dtype).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(chunks))
-
-
 def export_parity(args, root):
     os.makedirs(args.export_parity, exist_ok=True)
     torch.manual_seed(0)
     model = Net(28 * 28, 300, 100, 10)
     init = os.path.join(args.export_parity, "torch_bn_mlp_init.safetensors")
-    write_safetensors(init, model.state_dict())
+    write_safetensors(init, model.state_dict(), {"format": "pt"})
 
     train_dataset, _ = datasets(root, reference1_transform())
     train_loader = DataLoader(train_dataset, batch_size=64, shuffle=False)
@@ -313,11 +272,7 @@ def export_parity(args, root):
     losses = []
     for img, label in train_loader:
         img = img.view(img.size(0), -1)
-        out = model(img)
-        loss = criterion(out, label)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        _, loss = train_step(model, criterion, optimizer, img, label)
         losses.append(loss.item())
         if len(losses) == args.parity_steps:
             break
