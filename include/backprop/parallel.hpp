@@ -45,16 +45,14 @@ class ThreadPool {
   void resize(int threads) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      stop_flag_.store(true);
+      stop_.store(true);  // under the mutex, so a helper about to sleep sees it
     }
     wake_.notify_all();
     for (std::thread& t : helpers_) t.join();
     helpers_.clear();
-    stop_ = false;
     serial_runs_ = 0;
     backoff_ = kMinBackoff;
-    stop_flag_.store(false);
+    stop_.store(false);
     // A new helper starts from the current generation: the last job is finished.
     for (int i = 1; i < threads; ++i)
       helpers_.emplace_back([this, g = generation_.load()] { helper_loop(g); });
@@ -147,15 +145,15 @@ class ThreadPool {
     for (;;) {
       // Poll for a new job for kPoll, then sleep until one comes.
       const Clock::time_point idle = Clock::now();
-      while (generation_.load() == seen && !stop_flag_.load() && Clock::now() - idle < kPoll)
+      while (generation_.load() == seen && !stop_.load() && Clock::now() - idle < kPoll)
         std::this_thread::yield();
       Job job;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         ++sleepers_;
-        wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
         --sleepers_;
-        if (stop_) return;
+        if (stop_.load()) return;
         seen = generation_.load();
         job = job_;
       }
@@ -166,8 +164,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> helpers_;
-  bool stop_ = false;  // guarded by mutex_
-  std::atomic<bool> stop_flag_{false};  // stop_, for the polling loop
+  std::atomic<bool> stop_{false};  // written under mutex_; read by polling helpers too
   Job job_;            // guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_
   std::atomic<int> sleepers_{0};              // helpers waiting on wake_

@@ -20,7 +20,9 @@ struct Operand {
   bool row_major;
 };
 
-#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
+#error "backprop needs Eigen 3.4 or later (detail/gemm.hpp calls its GEMM kernel)"
+#endif
 
 // Why not `c.noalias() = a * b`: for products this size, Eigen allocates its packing
 // buffers (hundreds of kB) with malloc on every call, and glibc returns such blocks to the
@@ -78,23 +80,6 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
   else gemm_kernel<T, C, C>(m, n, k, a, b, c, ldc);
 }
 
-#else  // older Eigen: its own product, with its allocations
-
-template <typename T>
-void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
-              const Operand<T>& b, T* c, std::int64_t ldc) {
-  using Stride = Eigen::OuterStride<>;
-  using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using ColMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-  auto view = [](const Operand<T>& o, std::int64_t rows, std::int64_t cols, auto&& f) {
-    if (o.row_major) f(Eigen::Map<const RowMat, 0, Stride>(o.data, rows, cols, Stride(o.stride)));
-    else f(Eigen::Map<const ColMat, 0, Stride>(o.data, rows, cols, Stride(o.stride)));
-  };
-  Eigen::Map<RowMat, 0, Stride> cm(c, m, n, Stride(ldc));
-  view(a, m, k, [&](const auto& am) { view(b, k, n, [&](const auto& bm) { cm.noalias() += am * bm; }); });
-}
-
-#endif
 
 // C = A B (C is overwritten).
 template <typename T>
