@@ -6,7 +6,9 @@
 #   ./scripts/test.sh --sanitize       AddressSanitizer + UBSan build in build-sanitize/
 #   ./scripts/test.sh --compiler gcc   a given compiler (gcc or clang), in build-gcc/ or build-clang/
 #   ./scripts/test.sh --no-openmp      without OpenMP, in build[-...]-no-openmp/
-#   ./scripts/test.sh --portable       without -march=native
+#   ./scripts/test.sh --march x86-64-v3   for another -march than native (x86-64-v2: SSE4.2,
+#                                      x86-64-v3: AVX2 + FMA), in build[-...]-x86-64-v3/
+#   ./scripts/test.sh --portable       without any -march (the compiler's default, SSE2)
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
 #                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
 #   ./scripts/test.sh --tsan           also the thread pool's tests under ThreadSanitizer
@@ -17,15 +19,17 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
-compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON native=ON mpi=OFF mpi_found=OFF fuzz=OFF tsan=OFF ctest_args=()
+compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON march=native mpi=OFF mpi_found=OFF fuzz=OFF tsan=OFF ctest_args=()
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitize) sanitize=1 ;;
     --compiler) [ $# -ge 2 ] || die "--compiler needs gcc or clang"; compiler=$2 compiler_given=1; shift ;;
     --no-openmp) openmp=OFF ;;
-    --portable) native=OFF ;;
+    --march) [ $# -ge 2 ] || die "--march needs a value, e.g. x86-64-v3"; march=$2; shift ;;
+    --march=*) march=${1#--march=} ;;
+    --portable) march= ;;
     --mpi) mpi=ON ;;
     --fuzz) fuzz=ON ;;
     --tsan) tsan=ON ;;
@@ -35,6 +39,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+[[ $march =~ ^[A-Za-z0-9_.-]*$ ]] || die "--march takes a name like native or x86-64-v3, got '$march'"
 
 extra_packages=()
 case $compiler in
@@ -63,12 +69,12 @@ dir=$repo_root/build
 [ $compiler_given = 0 ] || dir+="-$compiler"
 [ $sanitize = 0 ] || dir+="-sanitize"
 [ $openmp = ON ] || dir+="-no-openmp"
-[ $native = ON ] || dir+="-portable"
+case $march in native) ;; "") dir+="-portable" ;; *) dir+="-$march" ;; esac
 [ $mpi = OFF ] || dir+="-mpi"
 [ $sanitize = 0 ] || export BUILD_TYPE=RelWithDebInfo
 
 configure_and_build "$dir" "" -DCMAKE_CXX_COMPILER="$cxx" -DBACKPROP_USE_OPENMP=$openmp \
-  -DBACKPROP_NATIVE=$native -DBACKPROP_USE_MPI=$([ $mpi = ON ] || [ $mpi_found = ON ] && echo ON || echo OFF) -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
+  -DBACKPROP_MARCH="$march" -DBACKPROP_USE_MPI=$([ $mpi = ON ] || [ $mpi_found = ON ] && echo ON || echo OFF) -DBACKPROP_SANITIZE=$([ $sanitize = 1 ] && echo ON || echo OFF) \
   -DBACKPROP_FUZZ=$fuzz -DBACKPROP_TSAN_TESTS=$tsan -DBACKPROP_FUZZ_SECONDS="${FUZZ_SECONDS:-60}" \
   -DBACKPROP_MNIST_DIR="$repo_root/data/mnist"
 

@@ -262,6 +262,7 @@ def export_parity(args, root):
     model = Net(28 * 28, 300, 100, 10)
     init = os.path.join(args.export_parity, "torch_bn_mlp_init.safetensors")
     write_safetensors(init, model.state_dict(), {"format": "pt"})
+    init_state = {k: v.clone() for k, v in model.state_dict().items()}
 
     train_dataset, _ = datasets(root, reference1_transform())
     train_loader = DataLoader(train_dataset, batch_size=64, shuffle=False)
@@ -281,6 +282,28 @@ def export_parity(args, root):
         f.writelines(f"{v!r}\n" for v in losses)
     print(f"wrote {init} ({os.path.getsize(init)} bytes, {len(model.state_dict())} tensors) "
           f"and {path} ({len(losses)} losses, first {losses[0]!r}, last {losses[-1]!r})")
+
+    # The same run in float64, from the same initial weights (widened exactly). The pixels
+    # are normalised in double from the raw bytes, (b / 255 - 0.5) / 0.5, as
+    # MnistDataset<double> does, so both sides start from the same numbers bit for bit.
+    model64 = Net(28 * 28, 300, 100, 10).double()
+    model64.load_state_dict({k: v.double() if v.is_floating_point() else v
+                             for k, v in init_state.items()})
+    optimizer = torch.optim.SGD(model64.parameters(), lr=0.01, momentum=0.5)
+    optimizer.param_groups[0]['lr'] *= 0.1
+    model64.train()
+    images = train_dataset.data.reshape(-1, 28 * 28).double()
+    losses64 = []
+    for step in range(args.parity_steps):
+        rows = slice(64 * step, 64 * (step + 1))
+        img = (images[rows] / 255 - 0.5) / 0.5
+        _, loss = train_step(model64, criterion, optimizer, img, train_dataset.targets[rows])
+        losses64.append(loss.item())
+    path64 = os.path.join(args.export_parity, "torch_bn_mlp_first100_losses_f64.txt")
+    with open(path64, "w") as f:
+        f.writelines(f"{v!r}\n" for v in losses64)
+    print(f"wrote {path64} ({len(losses64)} float64 losses, first {losses64[0]!r}, "
+          f"last {losses64[-1]!r})")
 
 
 def blas():

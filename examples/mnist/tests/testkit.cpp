@@ -2,6 +2,10 @@
 // Helpers for the example's tests (examples/mnist/tests/run.sh):
 //   mnist_testkit subset SRC_DIR DST_DIR N_TRAIN N_TEST   first samples as raw IDX files
 //   mnist_testkit same-tensors A.safetensors B.safetensors   every tensor equal, bit for bit
+//   mnist_testkit train-f64 INIT.safetensors MNIST_DIR STEPS   reference 1's first STEPS
+//       training losses in double, one per line (see train_f64 below)
+#include <backprop/backprop.hpp>
+#include <backprop/io/checkpoint.hpp>
 #include <backprop/io/idx.hpp>
 #include <backprop/io/mnist.hpp>
 #include <backprop/io/safetensors.hpp>
@@ -10,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+
+#include "../models.hpp"
 
 namespace {
 
@@ -65,6 +71,43 @@ int same_tensors(const std::string& a_path, const std::string& b_path) {
   return 0;
 }
 
+// Reference 1's Net in double from INIT's (float) weights, trained as
+// tests/reference/mnist_torch.py --export-parity trains its float64 copy: SGD lr 0.001
+// momentum 0.5, batch 64, the training set in file order. Prints each step's loss with 17
+// digits, as the example's losses.csv ("iteration,loss"). The library's layers, loss, optimizer and loader are the float run's; only the
+// precision differs, so that the trajectory can be compared with PyTorch's tightly on any
+// CPU (a float trajectory amplifies each step's rounding, which depends on the SIMD width).
+int train_f64(const std::string& init, const std::string& mnist_dir, Index steps) {
+  mnist::Net<float> net32;
+  backprop::io::load_state_dict(init, net32);
+  mnist::Net<double> net;
+  const std::vector<backprop::StateEntry<float>> from = net32.state_dict();
+  const std::vector<backprop::StateEntry<double>> to = net.state_dict();
+  for (std::size_t i = 0; i < from.size(); ++i) {  // same modules, same order
+    if (const auto* src = std::get_if<backprop::Tensor<float>*>(&from[i].tensor))
+      std::get<backprop::Tensor<double>*>(to[i].tensor)->vector() = (*src)->vector().cast<double>();
+    else
+      *std::get<backprop::Tensor<std::int64_t>*>(to[i].tensor) =
+          *std::get<backprop::Tensor<std::int64_t>*>(from[i].tensor);
+  }
+  net.set_input_requires_grad(false);
+  const backprop::io::MnistDataset<double> train(mnist_dir, /*train=*/true);
+  backprop::io::DataLoader<double> loader(train, 64);
+  backprop::SGD<double> optimizer(net.parameters(), 0.001, 0.5);
+  backprop::CrossEntropyLoss<double> criterion;
+  net.train();
+  std::printf("iteration,loss\n");
+  for (Index b = 0; b < steps && b < loader.num_batches(); ++b) {
+    const backprop::io::Batch<double>& batch = loader.batch(b);
+    optimizer.zero_grad();
+    const double loss = criterion.forward(net.forward(batch.images), batch.labels);
+    net.backward(criterion.backward());
+    optimizer.step();
+    std::printf("%lld,%.17g\n", static_cast<long long>(b), loss);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,7 +115,9 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "subset" && argc == 6) return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
     if (cmd == "same-tensors" && argc == 4) return same_tensors(argv[2], argv[3]);
-    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B\n");
+    if (cmd == "train-f64" && argc == 5) return train_f64(argv[2], argv[3], std::stol(argv[4]));
+    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B | "
+                         "train-f64 INIT MNIST_DIR STEPS\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist_testkit: %s\n", e.what());
