@@ -2,14 +2,20 @@
 // Helpers for the example's tests (examples/mnist/tests/run.sh):
 //   mnist_testkit subset SRC_DIR DST_DIR N_TRAIN N_TEST   first samples as raw IDX files
 //   mnist_testkit same-tensors A.safetensors B.safetensors   every tensor equal, bit for bit
+//   mnist_testkit line-panel Y...   plots.hpp's chart of the points (0, Y0), (1, Y1), ... as an
+//                                   SVG on stdout (Y may be nan, inf, 1e308, ...)
 #include <backprop/io/idx.hpp>
 #include <backprop/io/mnist.hpp>
 #include <backprop/io/safetensors.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
+
+#include "../plots.hpp"
 
 namespace {
 
@@ -65,6 +71,17 @@ int same_tensors(const std::string& a_path, const std::string& b_path) {
   return 0;
 }
 
+int line_panel(int argc, char** argv) {
+  mnist::Series s{"values", "#1f77b4", {}, {}};
+  for (int i = 2; i < argc; ++i) {
+    s.x.push_back(i - 2);
+    s.y.push_back(std::strtod(argv[i], nullptr));
+  }
+  std::fputs(mnist::svg_document(450, 360, mnist::line_panel(0, 0, 450, 360, "test", "x", {s}, true)).c_str(),
+             stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,7 +89,9 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "subset" && argc == 6) return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
     if (cmd == "same-tensors" && argc == 4) return same_tensors(argv[2], argv[3]);
-    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B\n");
+    if (cmd == "line-panel") return line_panel(argc, argv);
+    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B | "
+                         "line-panel Y...\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist_testkit: %s\n", e.what());
