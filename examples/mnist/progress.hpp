@@ -14,10 +14,16 @@
 
 namespace mnist {
 
+/// Columns of the terminal on fd, 0 when fd is no terminal or one of unknown width (mpirun
+/// hands its ranks a pseudo-terminal of width 0).
+inline int known_terminal_columns(int fd) {
+  winsize ws{};
+  return ::ioctl(fd, TIOCGWINSZ, &ws) == 0 ? ws.ws_col : 0;
+}
+
 /// Columns of the terminal on fd, else $COLUMNS, else 80.
 inline int terminal_columns(int fd = STDERR_FILENO) {
-  winsize ws{};
-  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  if (const int n = known_terminal_columns(fd)) return n;
   if (const char* c = std::getenv("COLUMNS")) {
     const int n = std::atoi(c);
     if (n > 0) return n;

@@ -7,8 +7,6 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -73,15 +71,16 @@ inline std::vector<double> gathered_sums(World& world, const Position& at) {
   return all;
 }
 
-// Reference 1's line; on a terminal narrower than it, in two lines.
+// Reference 1's line; on a terminal narrower than it, in two lines (elsewhere, as a pipe
+// into a log, always one).
 inline void print_epoch_line(const EpochMetrics& m) {
   char first[128], second[128];
   std::snprintf(first, sizeof first, "epoch: %lld, Train Loss: %.4f, Train Acc: %.4f,",
                 static_cast<long long>(m.epoch), m.train_loss, m.train_acc);
   std::snprintf(second, sizeof second, "Test Loss: %.4f, Test Acc: %.4f", m.test_loss, m.test_acc);
-  const bool narrow = ::isatty(STDOUT_FILENO) == 1 &&
-                      std::strlen(first) + 1 + std::strlen(second) >
-                          static_cast<std::size_t>(terminal_columns(STDOUT_FILENO) - 1);
+  const int columns = known_terminal_columns(STDOUT_FILENO);
+  const bool narrow = columns > 0 && std::strlen(first) + 1 + std::strlen(second) >
+                                         static_cast<std::size_t>(columns - 1);
   std::printf("%s%s%s\n", first, narrow ? "\n  " : " ", second);
   std::fflush(stdout);
 }
