@@ -182,32 +182,35 @@ case $case_name in
     expect_error 2 "--no-shuffle takes no value" --no-shuffle=1
     ;;
   interrupt_and_resume)
-    # SIGTERM (as Ctrl-C's SIGINT) stops after the current step: the checkpoint records the
+    # SIGINT (Ctrl-C) and SIGTERM stop after the current step: the checkpoint records the
     # step, the metrics and pictures of the finished epochs are written, the command to
     # continue is printed; continuing gives the uninterrupted run, bit for bit.
     synthetic d 640
-    "$MNIST" --data-dir d --epochs 100000 --out run >stdout.txt 2>stderr.txt &
-    pid=$!
-    for ((i = 0; i < 3000; i++)); do [ -s run/metrics.csv ] && break; sleep 0.1; done
-    kill -TERM $pid
-    for ((i = 0; i < 600; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-    if kill -0 $pid 2>/dev/null; then kill -KILL $pid; fail "still running 60 s after SIGTERM"; fi
-    set +e; wait $pid; status=$?; set -e
-    cat stderr.txt
-    [ "$status" = 143 ] || fail "exit status $status, expected 128 + SIGTERM = 143"
-    read -r epoch step < <(sed -n 's/^interrupted at epoch \([0-9]*\), step \([0-9]*\) of 10$/\1 \2/p' stderr.txt) || true
-    [ -n "$epoch" ] || fail "no 'interrupted at epoch E, step S of 10' line"
-    grep -q -- "--resume run/checkpoint.safetensors" stderr.txt || fail "no command to continue"
-    [ "$(wc -l <run/metrics.csv)" = $((epoch + 1)) ] || fail "metrics.csv should hold epochs 0..$((epoch - 1))"
-    for f in curves digits loss_every_30 confusion; do
-      tail -n 1 "run/$f.svg" | grep -q '</svg>' || fail "run/$f.svg missing"
+    for sig in INT TERM; do
+      "$MNIST" --data-dir d --epochs 100000 --out $sig >$sig.out 2>$sig.err &
+      pid=$!
+      for ((i = 0; i < 3000; i++)); do [ -s $sig/metrics.csv ] && break; sleep 0.1; done
+      kill -$sig $pid
+      for ((i = 0; i < 600; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+      if kill -0 $pid 2>/dev/null; then kill -KILL $pid; fail "still running 60 s after SIG$sig"; fi
+      set +e; wait $pid; status=$?; set -e
+      cat $sig.err
+      [ "$status" = $((128 + $(kill -l $sig))) ] || fail "SIG$sig: exit status $status, expected 128 + the signal"
+      epoch= step=
+      read -r epoch step < <(sed -n 's/^interrupted at epoch \([0-9]*\), step \([0-9]*\) of 10$/\1 \2/p' $sig.err) || true
+      [ -n "$epoch" ] || fail "no 'interrupted at epoch E, step S of 10' line"
+      grep -q -- "--resume $sig/checkpoint.safetensors" $sig.err || fail "no command to continue"
+      [ "$(wc -l <$sig/metrics.csv)" = $((epoch + 1)) ] || fail "metrics.csv should hold epochs 0..$((epoch - 1))"
+      for f in curves digits loss_every_30 confusion; do
+        tail -n 1 "$sig/$f.svg" | grep -q '</svg>' || fail "$sig/$f.svg missing"
+      done
+      "$MNIST" --data-dir d --epochs $((epoch + 1)) --resume $sig/checkpoint.safetensors >/dev/null 2>&1
+      "$MNIST" --data-dir d --epochs $((epoch + 1)) --out straight$sig >/dev/null 2>&1
+      "$TESTKIT" same-tensors straight$sig/checkpoint.safetensors $sig/checkpoint.safetensors ||
+        fail "interrupted at epoch $epoch step $step and resumed differs from the uninterrupted run"
+      diff <(cut -d, -f1-7 straight$sig/metrics.csv) <(cut -d, -f1-7 $sig/metrics.csv) || fail "metrics differ"
+      cmp straight$sig/losses.csv $sig/losses.csv || fail "losses.csv differ"
     done
-    "$MNIST" --data-dir d --epochs $((epoch + 1)) --resume run/checkpoint.safetensors >/dev/null 2>&1
-    "$MNIST" --data-dir d --epochs $((epoch + 1)) --out straight >/dev/null 2>&1
-    "$TESTKIT" same-tensors straight/checkpoint.safetensors run/checkpoint.safetensors ||
-      fail "interrupted at epoch $epoch step $step and resumed differs from the uninterrupted run"
-    diff <(cut -d, -f1-7 straight/metrics.csv) <(cut -d, -f1-7 run/metrics.csv) || fail "metrics differ"
-    cmp straight/losses.csv run/losses.csv || fail "losses.csv differ"
     ;;
   progress_bar_80_columns)
     # Under a pseudo-terminal 80 columns wide (util-linux's script): the bar is redrawn in
