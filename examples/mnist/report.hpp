@@ -119,10 +119,11 @@ inline void end_of_epoch(const Options& o, Session& s, World& world, Module<floa
   at.seconds = 0;
 }
 
-// The command that continues this run: the same arguments, --resume the checkpoint, without
-// --load (--resume restores the weights) and --max-steps.
-inline std::string continue_command(const Options& o, const World& world) {
-  std::string cmd = world.size() > 1 ? "mpirun -np " + std::to_string(world.size()) + " " : "";
+// The command that continues this run, word by word: the same arguments, --resume the
+// checkpoint, without --load (--resume restores the weights) and --max-steps.
+inline std::vector<std::string> continue_command(const Options& o, const World& world) {
+  std::vector<std::string> cmd;
+  if (world.size() > 1) cmd = {"mpirun", "-np", std::to_string(world.size())};
   const auto quoted = [](const std::string& a) {
     if (!a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                           "0123456789-_=./:,+@%") == std::string::npos)
@@ -131,7 +132,7 @@ inline std::string continue_command(const Options& o, const World& world) {
     for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return q + "'";
   };
-  cmd += quoted(o.command.empty() ? "mnist" : o.command[0]);
+  cmd.push_back(quoted(o.command.empty() ? "mnist" : o.command[0]));
   for (std::size_t i = 1; i < o.command.size(); ++i) {
     const std::string& a = o.command[i];
     bool skip = false;
@@ -139,9 +140,23 @@ inline std::string continue_command(const Options& o, const World& world) {
       if (a == flag) skip = true, ++i;  // and its value
       if (a.rfind(std::string(flag) + "=", 0) == 0) skip = true;
     }
-    if (!skip) cmd += " " + quoted(a);
+    if (!skip) cmd.push_back(quoted(a));
   }
-  return cmd + " --resume " + quoted(o.save);
+  cmd.push_back("--resume");
+  cmd.push_back(quoted(o.save));
+  return cmd;
+}
+
+// "  word word ..." indented by two; on a terminal of known width, broken at words with
+// " \" so that each line fits (a word longer than the line stays whole).
+inline std::string command_lines(const std::vector<std::string>& words, int columns) {
+  std::string out, line = " ";
+  for (const std::string& w : words) {
+    if (columns > 0 && line.size() > 4 && static_cast<int>(line.size() + 1 + w.size() + 2) > columns - 1)
+      out += line + " \\\n", line = "   ";
+    line += " " + w;
+  }
+  return out + line;
 }
 
 /// Where an interrupted run stopped, in the checkpoint (rank 0 writes it) and on screen.
@@ -160,7 +175,8 @@ inline void save_stop_point(const Options& o, Session& s, World& world, Stop sto
     std::fprintf(stderr, "no checkpoint was saved (--save none)\n");
   } else {
     std::fprintf(stderr, "saved %s; to continue from there:\n", o.save.c_str());
-    std::fprintf(stderr, "  %s\n", continue_command(o, world).c_str());
+    std::fprintf(stderr, "%s\n",
+                 command_lines(continue_command(o, world), known_terminal_columns(STDERR_FILENO)).c_str());
   }
 }
 
