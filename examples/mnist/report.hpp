@@ -162,6 +162,10 @@ inline std::string command_lines(const std::vector<std::string>& words, int colu
 /// Where an interrupted run stopped, in the checkpoint (rank 0 writes it) and on screen.
 inline void save_stop_point(const Options& o, Session& s, World& world, Stop stop, Index batches) {
   Position at = s.h.at;
+  if (!all_finite(*s.model))  // MPI: identical replicas, so every rank throws or none
+    throw std::runtime_error("the weights are no longer finite at epoch " + std::to_string(at.epoch) +
+                             ", step " + std::to_string(at.step) +
+                             ": try a smaller --lr; nothing was saved for these steps");
   at.rank_sums = gathered_sums(world, at);
   if (!world.root()) return;
   if (!o.save.empty())

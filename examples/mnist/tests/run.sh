@@ -146,6 +146,7 @@ case $case_name in
       fail "3 epochs straight and stopped twice inside epochs then resumed differ"
     diff <(cut -d, -f1-7 straight/metrics.csv) <(cut -d, -f1-7 split/metrics.csv) || fail "metrics differ"
     cmp straight/losses.csv split/losses.csv || fail "losses.csv differ"
+    [ ! -e runs ] || fail "the resumed runs wrote to runs/, not beside their checkpoint"
     # What the first stop printed and wrote.
     cat split.err
     grep -q "^stopped (--max-steps) at epoch 1, step 5 of 16" split.err || fail "no stop line"
