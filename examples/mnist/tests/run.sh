@@ -245,7 +245,7 @@ case $case_name in
     # examples/mnist/load_in_pytorch.py scores our checkpoint in PyTorch as we do. Skipped
     # (exit 77, shown by CTest as Skipped) without PyTorch.
     py=
-    for p in python3 /usr/bin/python3; do
+    for p in ${PYTHON:-python3 /usr/bin/python3}; do  # PYTHON: the interpreters to try
       if env -u OPENBLAS_CORETYPE "$p" -c 'import torch' 2>/dev/null; then py=$p; break; fi
     done
     [ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
