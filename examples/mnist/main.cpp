@@ -16,7 +16,10 @@ int train(Options o, World& world);
 int main(int argc, char** argv) {
   Options options;
   try {
-    if (!parse_options(argc, argv, options)) return std::fputs(usage_text(), stdout), 0;
+    if (!parse_options(argc, argv, options)) {  // --help
+      std::fputs(usage_text(), stdout);
+      return 0;
+    }
   } catch (const UsageError& e) {
     std::fprintf(stderr, "mnist: %s\n", e.what());
     return 2;
