@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The two reference models of ../shared/seeds, written as in their PyTorch programs.
+// The two reference models, written as in their PyTorch programs (tests/reference/mnist_torch.py).
 #pragma once
 
 #include <backprop/backprop.hpp>

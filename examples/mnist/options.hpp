@@ -2,6 +2,7 @@
 // Command-line options of the MNIST example: the two presets and every override.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
@@ -34,6 +35,7 @@ struct Options {
   bool distributed = false;     // data-parallel over MPI (distributed.hpp)
   std::int64_t max_steps = -1;  // stop after this many training steps (-1: no limit)
   std::string data_dir = "data/mnist", out, load, save, resume;
+  std::vector<std::string> command;  // argv as given, for the "to continue" hint
 };
 
 inline const char* usage_text() {
@@ -63,19 +65,23 @@ options (override the preset):
                         with 2 cores or more, 1 per rank with --distributed; the results
                         are bitwise the same for any N)
   --no-shuffle          serve the training set in file order
-  --max-steps N         stop after N training steps (for quick checks)
+  --max-steps N         stop after N training steps (for quick checks); the checkpoint
+                        records where, and --resume continues from that very step
   --data-dir DIR        the IDX files (default data/mnist; read only, never modified)
   --out DIR             where metrics.csv, losses.csv and the pictures go
-                        (default runs/<preset>)
+                        (default runs/<preset>; with --resume, the checkpoint's directory)
   --load PATH           load weights (a state_dict) before training, as reference 2
-  --save PATH           write a checkpoint there after every epoch (default
-                        <out>/checkpoint.safetensors; "none" to disable)
-  --resume PATH         continue a run from its checkpoint: weights, optimizer, epoch,
-                        random state; the result is the same as an uninterrupted run
+  --save PATH           write a checkpoint there after every epoch and where the run
+                        stops (default <out>/checkpoint.safetensors, or the --resume
+                        file; "none" to disable)
+  --resume PATH         continue a run from its checkpoint, mid-epoch included: weights,
+                        optimizer, position, random state; the result is bit for bit
+                        that of an uninterrupted run. Ctrl-C stops a run resumably
   --distributed         data-parallel training over MPI: mpirun -np N mnist --distributed;
                         each rank takes --batch-size, the global batch is N times that
                         (docs/distributed.md; needs a build with MPI)
   -h, --help            this text
+Values go after the flag or after '=': --epochs 5, --epochs=5.
 )";
 }
 
@@ -105,8 +111,24 @@ inline double parse_double(const std::string& flag, const std::string& text, dou
 }  // namespace detail
 
 /// Parses argv; throws UsageError with a one-line message. Returns false for --help.
+/// A value follows its flag as the next argument or after '=' (--epochs 5, --epochs=5).
 inline bool parse_options(int argc, char** argv, Options& o) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
+  o.command.assign(argv, argv + argc);
+  // "--flag=value" becomes "--flag" "value"; flags without a value must not have one.
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const std::size_t eq = a.find('=');
+    if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      const std::string flag = a.substr(0, eq);
+      if (flag == "--no-shuffle" || flag == "--distributed" || flag == "--help")
+        throw UsageError(flag + " takes no value, got '" + a + "'");
+      args.push_back(flag);
+      args.push_back(a.substr(eq + 1));
+    } else {
+      args.push_back(a);
+    }
+  }
   // The preset sets the defaults first, whatever its position, so flags override it.
   for (std::size_t i = 0; i < args.size(); ++i)
     if (args[i] == "--preset") {
@@ -118,6 +140,7 @@ inline bool parse_options(int argc, char** argv, Options& o) {
   } else if (o.preset != "bn-mlp") {
     throw UsageError("--preset expects bn-mlp or deep-mlp, got '" + o.preset + "'");
   }
+  bool out_given = false, save_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "-h" || flag == "--help") return false;
@@ -129,7 +152,8 @@ inline bool parse_options(int argc, char** argv, Options& o) {
       o.distributed = true;
       continue;
     }
-    if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + flag + "'");
+    if (flag.rfind("-", 0) != 0) throw UsageError("unexpected argument '" + flag + "'");
+    if (flag.rfind("--", 0) != 0) throw UsageError("unknown option '" + flag + "' (see --help)");
     if (i + 1 >= args.size()) throw UsageError(flag + " expects a value");
     const std::string& v = args[++i];
     if (flag == "--preset") continue;
@@ -144,19 +168,25 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     else if (flag == "--threads") o.threads = static_cast<int>(detail::parse_int(flag, v, 1));
     else if (flag == "--max-steps") o.max_steps = detail::parse_int(flag, v, 0);
     else if (flag == "--data-dir") o.data_dir = v;
-    else if (flag == "--out") o.out = v;
+    else if (flag == "--out") o.out = v, out_given = true;
     else if (flag == "--load") o.load = v;
-    else if (flag == "--save") o.save = v;
+    else if (flag == "--save") o.save = v, save_given = true;
     else if (flag == "--resume") o.resume = v;
     else throw UsageError("unknown option '" + flag + "' (see --help)");
     if (v.empty()) throw UsageError(flag + " expects a value, got ''");
   }
   if (o.threads > 1024) throw UsageError("--threads expects at most 1024");
-  if (o.out.empty()) o.out = "runs/" + o.preset;
-  if (o.save.empty()) o.save = o.out + "/checkpoint.safetensors";
-  if (o.save == "none") o.save.clear();
   if (!o.load.empty() && !o.resume.empty())
     throw UsageError("--load and --resume exclude each other (--resume restores the weights)");
+  // A resumed run continues where it was: its outputs beside its checkpoint, which it keeps
+  // updating, unless --out or --save say otherwise.
+  if (!out_given) {
+    const std::size_t slash = o.resume.find_last_of('/');
+    o.out = o.resume.empty() ? "runs/" + o.preset
+            : slash == std::string::npos ? "." : o.resume.substr(0, std::max<std::size_t>(slash, 1));
+  }
+  if (!save_given) o.save = o.resume.empty() ? o.out + "/checkpoint.safetensors" : o.resume;
+  if (o.save == "none") o.save.clear();
   return true;
 }
 

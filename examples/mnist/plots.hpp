@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -39,13 +40,18 @@ inline std::string text(double x, double y, const std::string& s, int size = 12,
   return o.str();
 }
 
-// About five round tick values covering [lo, hi].
+// About five round tick values covering [lo, hi] (finite, lo < hi). Any magnitude works:
+// the ticks are counted first, then computed, so a step below the values' resolution (1e30
+// plus 0.2 is 1e30) cannot stall the loop.
 inline std::vector<double> ticks(double lo, double hi) {
-  const double span = hi > lo ? hi - lo : 1.0;
-  const double raw = span / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi)) return {};
+  const double raw = (hi / 2 - lo / 2) / 2.5;  // span / 5, without overflowing hi - lo
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   const double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  const double first = std::ceil(lo / step), last = std::floor(hi / step);
+  if (!(std::isfinite(first) && std::isfinite(last) && step > 0) || last - first > 20) return {lo, hi};
   std::vector<double> out;
-  for (double t = std::ceil(lo / step) * step; t <= hi + 1e-9 * span; t += step) out.push_back(t);
+  for (int i = 0; i <= static_cast<int>(last - first); ++i) out.push_back((first + i) * step);
   return out;
 }
 
@@ -58,24 +64,41 @@ inline std::string format(double v) {
 
 }  // namespace svg
 
-/// One panel of a line chart at (left, top) of the given size, as an SVG fragment.
+/// One panel of a line chart at (left, top) of the given size, as an SVG fragment. Any values
+/// draw: a single point (a marker), equal values (a band around them), huge ones (the scale
+/// is computed on halves, so hi - lo cannot overflow); non-finite ones are left out and
+/// counted in a note. Points get markers when there are few enough to tell apart.
 inline std::string line_panel(double left, double top, double width, double height,
                               const std::string& title, const std::string& xlabel,
                               const std::vector<Series>& series, bool integer_x = false) {
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL;
+  std::size_t not_finite = 0;
+  const auto finite = [](const Series& s, std::size_t i) {
+    return std::isfinite(s.x[i]) && std::isfinite(s.y[i]);
+  };
   for (const Series& s : series)
     for (std::size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
+      if (!finite(s, i)) {
+        ++not_finite;
+        continue;
+      }
       x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
       y0 = std::min(y0, s.y[i]), y1 = std::max(y1, s.y[i]);
     }
   if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;  // nothing to draw
-  if (x1 == x0) x1 = x0 + 1;
-  const double pad = (y1 - y0) * 0.05 + 1e-12;
-  y0 -= pad, y1 += pad;
+  // Widen a zero-width range around its value, else pad 5% (on halves: no overflow).
+  const auto widen = [](double& lo, double& hi, double pad_fraction) {
+    const double half_span = hi / 2 - lo / 2;
+    const double pad = half_span > 0 ? 2 * half_span * pad_fraction
+                                     : std::max(std::abs(lo) * 0.1, 1.0);
+    lo = std::max(lo - pad, -DBL_MAX), hi = std::min(hi + pad, DBL_MAX);
+    if (!(hi > lo)) lo = std::nextafter(lo, -HUGE_VAL), hi = std::nextafter(hi, HUGE_VAL);
+  };
+  if (x1 == x0) widen(x0, x1, 0);
+  widen(y0, y1, 0.05);
   const double pl = left + 55, pt = top + 45, pw = width - 75, ph = height - 90;
-  const auto px = [&](double x) { return pl + (x - x0) / (x1 - x0) * pw; };
-  const auto py = [&](double y) { return pt + ph - (y - y0) / (y1 - y0) * ph; };
+  const auto px = [&](double x) { return pl + (x / 2 - x0 / 2) / (x1 / 2 - x0 / 2) * pw; };
+  const auto py = [&](double y) { return pt + ph - (y / 2 - y0 / 2) / (y1 / 2 - y0 / 2) * ph; };
 
   std::ostringstream o;
   o << svg::text(left + width / 2, top + 18, title, 14, "middle", "font-weight=\"bold\"");
@@ -89,12 +112,21 @@ inline std::string line_panel(double left, double top, double width, double heig
   for (double t : svg::ticks(x0, x1))
     if (!integer_x || t == std::floor(t)) o << svg::text(px(t), pt + ph + 16, svg::format(t), 11);
   o << svg::text(pl + pw / 2, pt + ph + 34, xlabel, 12);
+  if (not_finite > 0)
+    o << svg::text(pl + 6, pt + ph - 8, std::to_string(not_finite) + " non-finite value(s) not drawn",
+                   11, "start", "fill=\"#cf222e\"");
   double legend_x = pl + pw - 110.0 * static_cast<double>(series.size());
   for (const Series& s : series) {
+    std::size_t points = 0;
     o << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\" points=\"";
     for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i])) o << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
+      if (finite(s, i)) o << px(s.x[i]) << ',' << py(s.y[i]) << ' ', ++points;
     o << "\"/>\n";
+    if (points <= 60)  // markers: a single point shows, and the epochs can be counted
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        if (finite(s, i))
+          o << "<circle cx=\"" << px(s.x[i]) << "\" cy=\"" << py(s.y[i]) << "\" r=\"3\" fill=\""
+            << s.color << "\"/>\n";
     o << "<line x1=\"" << legend_x << "\" x2=\"" << legend_x + 20 << "\" y1=\"" << pt - 6
       << "\" y2=\"" << pt - 6 << "\" stroke=\"" << s.color << "\" stroke-width=\"2\"/>\n";
     o << svg::text(legend_x + 25, pt - 2, s.name, 11, "start");

@@ -6,8 +6,9 @@
 #                                          test accuracy within 0.5 points
 #   mnist_two_ranks.sh same_as_one_process deep-mlp (no BatchNorm): 2 x 32 and 1 x 64 see the
 #                                          same global batches, so the losses agree closely
-#   mnist_two_ranks.sh resume_is_exact     2 epochs on 2 ranks = 1 epoch + --resume 1, bit
-#                                          for bit (on the first 4000 + 1000 samples)
+#   mnist_two_ranks.sh resume_is_exact     2 epochs on 2 ranks = 1 epoch + --resume 1, and
+#                                          = 40 steps (inside epoch 1) + --resume, bit for
+#                                          bit (on the first 4000 + 1000 samples)
 # Environment: MNIST (the program, built with MPI), TESTKIT (mnist_testkit), MNIST_DIR (real
 # data), WORK (scratch), MPIEXEC and MPIEXEC_NUMPROC_FLAG (CMake's FindMPI; default mpiexec -n).
 set -euo pipefail
@@ -68,6 +69,15 @@ case $1 in
     grep -q "^epoch: 1," split.txt || fail "the resumed run did not train epoch 1"
     "$TESTKIT" same-tensors straight/checkpoint.safetensors split/checkpoint.safetensors ||
       fail "2 epochs straight and 1 + 1 resumed differ"
+    # Stopped inside epoch 1 (32 steps per epoch): the checkpoint records the step.
+    "${mpiexec[@]}" "$MNIST" "${common[@]}" --epochs 2 --max-steps 40 --out mid >/dev/null 2>mid.err
+    grep -q "^stopped (--max-steps) at epoch 1, step 8 of 32" mid.err || { cat mid.err; fail "no stop line"; }
+    grep -q -- "--resume mid/checkpoint.safetensors" mid.err || fail "no command to continue"
+    "${mpiexec[@]}" "$MNIST" "${common[@]}" --epochs 2 --resume mid/checkpoint.safetensors >mid.txt 2>&1
+    "$TESTKIT" same-tensors straight/checkpoint.safetensors mid/checkpoint.safetensors ||
+      fail "2 epochs straight and 40 steps + --resume differ"
+    diff <(cut -d, -f1-7 straight/metrics.csv) <(cut -d, -f1-7 mid/metrics.csv) || fail "metrics differ"
+    cmp straight/losses.csv mid/losses.csv || fail "losses.csv differ"
     ;;
   *) fail "unknown case '$1'" ;;
 esac

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: MIT
 # The MNIST example's tests, one case per CTest test (examples/mnist/CMakeLists.txt):
 #   run.sh usage | bad_input CASE | resume_is_exact | threads_same_result | outputs |
-#          one_epoch_accuracy | parity_first_100_losses | parity_f64_first_100_losses
+#          one_epoch_accuracy | parity_first_100_losses | pictures_any_values |
+#          one_epoch_curves | resume_mid_epoch_is_exact | resume_nothing_left |
+#          flag_forms | interrupt_and_resume | progress_bar_80_columns | pytorch_loader |
+#          parity_f64_first_100_losses
 # Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
 # SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
@@ -86,10 +89,21 @@ case $case_name in
     expect_error 1 "garbage.safetensors: " --data-dir d --resume garbage.safetensors
     ;;
   bad_input_mismatched_checkpoint)
+    # A checkpoint of the other preset is named as such, with the flag that fits it.
     synthetic d 100
     "$MNIST" --preset deep-mlp --data-dir d --epochs 1 --out deep >/dev/null 2>&1
-    expect_error 1 "deep/checkpoint.safetensors: .*tensor '" --data-dir d --load deep/checkpoint.safetensors
-    expect_error 1 "deep/checkpoint.safetensors: " --data-dir d --resume deep/checkpoint.safetensors
+    "$MNIST" --data-dir d --epochs 1 --out bn >/dev/null 2>&1
+    expect_error 1 "deep/checkpoint.safetensors: a checkpoint of deep-mlp .*this run is bn-mlp: add --preset deep-mlp" \
+      --data-dir d --load deep/checkpoint.safetensors
+    expect_error 1 "deep/checkpoint.safetensors: a checkpoint of deep-mlp .*this run is bn-mlp: add --preset deep-mlp" \
+      --data-dir d --resume deep/checkpoint.safetensors
+    expect_error 1 "bn/checkpoint.safetensors: a checkpoint of bn-mlp .*this run is deep-mlp: add --preset bn-mlp" \
+      --preset deep-mlp --data-dir d --load bn/checkpoint.safetensors
+    expect_error 1 "bn/checkpoint.safetensors: a checkpoint of bn-mlp .*this run is deep-mlp: add --preset bn-mlp" \
+      --preset deep-mlp --data-dir d --resume bn/checkpoint.safetensors
+    # A plain state_dict without metadata (as PyTorch writes one) is told by its key names.
+    expect_error 1 "torch_bn_mlp_init.safetensors: a checkpoint of bn-mlp .*add --preset bn-mlp" \
+      --preset deep-mlp --data-dir d --load "$SOURCE_DIR/tests/fixtures/torch_bn_mlp_init.safetensors"
     ;;
   bad_input_bad_flag)
     expect_error 2 "unknown option '--bogus'" --bogus 1
@@ -116,8 +130,146 @@ case $case_name in
     "$MNIST" --data-dir d --epochs 4 --out split --resume split/checkpoint.safetensors >split.txt 2>&1
     grep -q "^epoch: 3," split.txt || fail "the resumed run did not train epochs 2-3"
     "$TESTKIT" same-tensors straight/checkpoint.safetensors split/checkpoint.safetensors
-    diff <(cut -d, -f1-6 straight/metrics.csv) <(cut -d, -f1-6 split/metrics.csv) ||
+    diff <(cut -d, -f1-7 straight/metrics.csv) <(cut -d, -f1-7 split/metrics.csv) ||
       fail "metrics differ"
+    ;;
+  resume_mid_epoch_is_exact)
+    # Stopped inside an epoch (--max-steps) and resumed: the same run as an uninterrupted
+    # one, bit for bit: weights, optimizer state, every loss and the metrics.
+    synthetic d 1000
+    "$MNIST" --data-dir d --epochs 3 --out straight >/dev/null 2>&1
+    "$MNIST" --data-dir d --epochs 3 --max-steps 21 --out split >/dev/null 2>split.err
+    cp split/metrics.csv split/losses.csv .
+    "$MNIST" --data-dir d --epochs 3 --max-steps 7 --resume split/checkpoint.safetensors >/dev/null 2>&1
+    "$MNIST" --data-dir d --epochs 3 --resume split/checkpoint.safetensors >split.txt 2>&1
+    grep -q "^epoch: 2," split.txt || fail "the resumed run did not finish epoch 2"
+    "$TESTKIT" same-tensors straight/checkpoint.safetensors split/checkpoint.safetensors ||
+      fail "3 epochs straight and stopped twice inside epochs then resumed differ"
+    diff <(cut -d, -f1-7 straight/metrics.csv) <(cut -d, -f1-7 split/metrics.csv) || fail "metrics differ"
+    cmp straight/losses.csv split/losses.csv || fail "losses.csv differ"
+    [ ! -e runs ] || fail "the resumed runs wrote to runs/, not beside their checkpoint"
+    # What the first stop printed and wrote.
+    cat split.err
+    grep -q "^stopped (--max-steps) at epoch 1, step 5 of 16" split.err || fail "no stop line"
+    grep -q -- "--resume split/checkpoint.safetensors" split.err || fail "no command to continue"
+    [ "$(wc -l <metrics.csv)" = 2 ] || fail "metrics.csv should hold epoch 0 only"
+    [ "$(wc -l <losses.csv)" = 22 ] || fail "losses.csv should hold 21 steps"
+    ;;
+  resume_nothing_left)
+    # --resume of a finished run: says so, writes nothing, exit 0. --epochs 0 likewise.
+    synthetic d 200
+    "$MNIST" --data-dir d --epochs 1 --out run >/dev/null 2>&1
+    sums() { md5sum run/*; }
+    before=$(sums)
+    "$MNIST" --data-dir d --epochs 1 --resume run/checkpoint.safetensors >stdout.txt 2>stderr.txt ||
+      fail "exit $?"
+    cat stderr.txt
+    grep -q "^nothing to train: run/checkpoint.safetensors has finished 1 epoch(s) and --epochs is 1" stderr.txt ||
+      fail "no true message"
+    ! grep -q "wrote" stderr.txt || fail "claims to have written files"
+    [ "$before" = "$(sums)" ] || fail "files changed"
+    [ ! -s stdout.txt ] || fail "stdout is not empty"
+    "$MNIST" --data-dir d --epochs 0 --out zero >stdout.txt 2>stderr.txt || fail "--epochs 0: exit $?"
+    cat stderr.txt
+    grep -qx "nothing to train: --epochs is 0" stderr.txt || fail "--epochs 0: wrong message"
+    [ ! -e zero ] || fail "--epochs 0 made an output directory"
+    ;;
+  flag_forms)
+    # --flag=value is --flag value.
+    synthetic d 200
+    "$MNIST" --data-dir=d --epochs=1 --lr=0.05 --out=eq >/dev/null 2>&1 || fail "--flag=value refused"
+    "$MNIST" --data-dir d --epochs 1 --lr 0.05 --out sp >/dev/null 2>&1
+    "$TESTKIT" same-tensors eq/checkpoint.safetensors sp/checkpoint.safetensors
+    expect_error 2 "--epochs expects an integer >= 0, got 'x'" --epochs=x
+    expect_error 2 "--no-shuffle takes no value" --no-shuffle=1
+    ;;
+  interrupt_and_resume)
+    # SIGINT (Ctrl-C) and SIGTERM stop after the current step: the checkpoint records the
+    # step, the metrics and pictures of the finished epochs are written, the command to
+    # continue is printed; continuing gives the uninterrupted run, bit for bit.
+    synthetic d 640
+    for sig in INT TERM; do
+      "$MNIST" --data-dir d --epochs 100000 --out $sig >$sig.out 2>$sig.err &
+      pid=$!
+      for ((i = 0; i < 3000; i++)); do [ -s $sig/metrics.csv ] && break; sleep 0.1; done
+      kill -$sig $pid
+      for ((i = 0; i < 600; i++)); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+      if kill -0 $pid 2>/dev/null; then kill -KILL $pid; fail "still running 60 s after SIG$sig"; fi
+      set +e; wait $pid; status=$?; set -e
+      cat $sig.err
+      [ "$status" = $((128 + $(kill -l $sig))) ] || fail "SIG$sig: exit status $status, expected 128 + the signal"
+      epoch= step=
+      read -r epoch step < <(sed -n 's/^interrupted at epoch \([0-9]*\), step \([0-9]*\) of 10$/\1 \2/p' $sig.err) || true
+      [ -n "$epoch" ] || fail "no 'interrupted at epoch E, step S of 10' line"
+      grep -q -- "--resume $sig/checkpoint.safetensors" $sig.err || fail "no command to continue"
+      [ "$(wc -l <$sig/metrics.csv)" = $((epoch + 1)) ] || fail "metrics.csv should hold epochs 0..$((epoch - 1))"
+      for f in curves digits loss_every_30 confusion; do
+        tail -n 1 "$sig/$f.svg" | grep -q '</svg>' || fail "$sig/$f.svg missing"
+      done
+      "$MNIST" --data-dir d --epochs $((epoch + 1)) --resume $sig/checkpoint.safetensors >/dev/null 2>&1
+      "$MNIST" --data-dir d --epochs $((epoch + 1)) --out straight$sig >/dev/null 2>&1
+      "$TESTKIT" same-tensors straight$sig/checkpoint.safetensors $sig/checkpoint.safetensors ||
+        fail "interrupted at epoch $epoch step $step and resumed differs from the uninterrupted run"
+      diff <(cut -d, -f1-7 straight$sig/metrics.csv) <(cut -d, -f1-7 $sig/metrics.csv) || fail "metrics differ"
+      cmp straight$sig/losses.csv $sig/losses.csv || fail "losses.csv differ"
+    done
+    ;;
+  progress_bar_80_columns)
+    # Under a pseudo-terminal 80 columns wide (util-linux's script): the bar is redrawn in
+    # place, shows the loss, the rate and the time left, and nothing printed is wider.
+    command -v script >/dev/null || fail "needs script (util-linux)"
+    synthetic d 3000
+    script -qfec "stty cols 80 rows 24; '$MNIST' --data-dir d --epochs 2 --out run" typescript >/dev/null </dev/null
+    # Each line as the terminal shows it: split at \r and \n, escape sequences removed,
+    # without script's own "Script started/done" lines.
+    sed 's/\x1b\[[0-9;]*[A-Za-z]//g' typescript | tr '\r' '\n' | grep -Ev '^Script (started|done)' >screen.txt
+    awk '{ if (length($0) > max) max = length($0) } END { print "widest line:", max; exit !(max <= 80) }' screen.txt ||
+      { awk 'length($0) > 80' screen.txt | head -3; fail "a line is wider than 80 columns"; }
+    grep -Eq "^epoch 1 \[#*\.*\] [0-9]+/47 loss [0-9.e+-]+ [0-9.]+[kM]?/s [0-9:]+ left$" screen.txt ||
+      { head -5 screen.txt; fail "no bar 'epoch 1 [##..] k/47 loss L R/s T left'"; }
+    grep -q "^epoch: 1, Train Loss: " screen.txt || fail "no epoch line"
+    ;;
+  pictures_any_values)
+    # plots.hpp draws any values, in bounded time: one huge value (the tick loop used never to
+    # advance), equal ones, non-finite ones, the extremes of double, a single point, none.
+    for values in "1e30" "3e16 3e16" "5 5 5" "nan 1 inf -inf" "1.7e308 -1.7e308" "2.5" "nan" ""; do
+      timeout 20 "$TESTKIT" line-panel $values >p.svg || fail "line-panel '$values' failed or hung"
+      tail -n 1 p.svg | grep -q '</svg>' || fail "line-panel '$values': incomplete SVG"
+      ! grep -Eiq '"[^"]*(nan|inf)[^"]*"' p.svg || fail "line-panel '$values': nan/inf in the SVG's numbers"
+      finite=0
+      for v in $values; do awk -v v="$v" 'BEGIN { exit !(v + 0 == v + 0 && v != "nan" && v !~ /inf/) }' && finite=$((finite + 1)); done
+      [ "$(grep -c '<circle' p.svg)" = $finite ] || fail "line-panel '$values': expected $finite markers"
+      echo "ok: '$values' ($finite markers, $(wc -c <p.svg) bytes)"
+    done
+    ;;
+  pytorch_loader)
+    # examples/mnist/load_in_pytorch.py scores our checkpoint in PyTorch as we do. Skipped
+    # (exit 77, shown by CTest as Skipped) without PyTorch.
+    py=
+    for p in ${PYTHON:-python3 /usr/bin/python3}; do  # PYTHON: the interpreters to try
+      if env -u OPENBLAS_CORETYPE "$p" -c 'import torch' 2>/dev/null; then py=$p; break; fi
+    done
+    [ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
+    synthetic d 300
+    for preset in bn-mlp deep-mlp; do
+      "$MNIST" --preset $preset --data-dir d --epochs 1 --lr 0.1 --out $preset >/dev/null 2>&1
+      env -u OPENBLAS_CORETYPE "$py" "$SOURCE_DIR/examples/mnist/load_in_pytorch.py" \
+        $preset/checkpoint.safetensors --data-dir d | tee $preset.txt
+      torch=$(sed -n 's/^Test Loss: \([0-9.]*\), Test Acc: \([0-9.]*\) .*per sample: \([0-9.]*\)$/\1 \2 \3/p' $preset.txt)
+      ours=$(tail -n 1 $preset/metrics.csv | awk -F, '{ print $5, $6, $7 }')
+      echo "$preset: PyTorch $torch, ours $ours (test loss, acc per batch, acc per sample)"
+      # float32 sums in another order: the loss agrees to ~1e-6; a prediction could flip.
+      awk -v t="$torch" -v o="$ours" 'BEGIN { split(t, a, " "); split(o, b, " ")
+        d = a[1] - b[1]; if (d < 0) d = -d; e = a[3] - b[3]; if (e < 0) e = -e
+        exit !(length(t) && d <= 1e-4 * b[1] + 1e-6 && e <= 0.004) }' ||
+        fail "$preset: PyTorch's scores differ from ours"
+    done
+    ;;
+  one_epoch_curves)
+    # After one epoch the curves have one point per series: it must show (a marker).
+    synthetic d 200
+    "$MNIST" --data-dir d --epochs 1 --out run >/dev/null 2>&1
+    [ "$(grep -c '<circle' run/curves.svg)" = 4 ] || fail "curves.svg: expected 4 markers (2 panels x 2 series)"
     ;;
   threads_same_result)
     # 1, 2 and 3 threads give bit-identical weights, optimizer state and metrics. Batch 256
@@ -129,7 +281,7 @@ case $case_name in
     done
     for t in 2 3; do
       "$TESTKIT" same-tensors t1/checkpoint.safetensors t$t/checkpoint.safetensors
-      diff <(cut -d, -f1-6 t1/metrics.csv) <(cut -d, -f1-6 t$t/metrics.csv) ||
+      diff <(cut -d, -f1-7 t1/metrics.csv) <(cut -d, -f1-7 t$t/metrics.csv) ||
         fail "metrics differ between 1 and $t threads"
     done
     ;;

@@ -4,6 +4,8 @@
 //   mnist_testkit same-tensors A.safetensors B.safetensors   every tensor equal, bit for bit
 //   mnist_testkit train-f64 INIT.safetensors MNIST_DIR STEPS   reference 1's first STEPS
 //       training losses in double, one per line (see train_f64 below)
+//   mnist_testkit line-panel Y...   plots.hpp's chart of the points (0, Y0), (1, Y1), ... as an
+//                                   SVG on stdout (Y may be nan, inf, 1e308, ...)
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/idx.hpp>
@@ -11,11 +13,14 @@
 #include <backprop/io/safetensors.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "../models.hpp"
+#include "../plots.hpp"
 
 namespace {
 
@@ -74,9 +79,11 @@ int same_tensors(const std::string& a_path, const std::string& b_path) {
 // Reference 1's Net in double from INIT's (float) weights, trained as
 // tests/reference/mnist_torch.py --export-parity trains its float64 copy: SGD lr 0.001
 // momentum 0.5, batch 64, the training set in file order. Prints each step's loss with 17
-// digits, as the example's losses.csv ("iteration,loss"). The library's layers, loss, optimizer and loader are the float run's; only the
-// precision differs, so that the trajectory can be compared with PyTorch's tightly on any
-// CPU (a float trajectory amplifies each step's rounding, which depends on the SIMD width).
+// digits, as the example's losses.csv ("iteration,loss"). The library's layers, loss,
+// optimizer and loader are the float run's; only the precision differs, so that the
+// trajectory can be compared with PyTorch's tightly on any CPU (in float, a ReLU input
+// within rounding of 0 can fall on either side depending on the SIMD width and compiler:
+// examples/mnist/tests/run.sh, parity_first_100_losses).
 int train_f64(const std::string& init, const std::string& mnist_dir, Index steps) {
   mnist::Net<float> net32;
   backprop::io::load_state_dict(init, net32);
@@ -108,6 +115,17 @@ int train_f64(const std::string& init, const std::string& mnist_dir, Index steps
   return 0;
 }
 
+int line_panel(int argc, char** argv) {
+  mnist::Series s{"values", "#1f77b4", {}, {}};
+  for (int i = 2; i < argc; ++i) {
+    s.x.push_back(i - 2);
+    s.y.push_back(std::strtod(argv[i], nullptr));
+  }
+  std::fputs(mnist::svg_document(450, 360, mnist::line_panel(0, 0, 450, 360, "test", "x", {s}, true)).c_str(),
+             stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,8 +134,9 @@ int main(int argc, char** argv) {
     if (cmd == "subset" && argc == 6) return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
     if (cmd == "same-tensors" && argc == 4) return same_tensors(argv[2], argv[3]);
     if (cmd == "train-f64" && argc == 5) return train_f64(argv[2], argv[3], std::stol(argv[4]));
+    if (cmd == "line-panel") return line_panel(argc, argv);
     std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B | "
-                         "train-f64 INIT MNIST_DIR STEPS\n");
+                         "train-f64 INIT MNIST_DIR STEPS | line-panel Y...\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist_testkit: %s\n", e.what());

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+// What the training loop of main.cpp stands on: the process it runs in (World: alone, or one
+// rank of an MPI job, distributed.hpp), the data, model, optimizer and schedule built from the
+// options with --load / --resume applied (Session), the test pass, and Ctrl-C.
+#pragma once
+
+#include <backprop/backprop.hpp>
+#include <backprop/io/checkpoint.hpp>
+#include <backprop/io/mnist.hpp>
+
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "history.hpp"
+#include "models.hpp"
+#include "options.hpp"
+#include "progress.hpp"
+
+namespace mnist {
+
+using backprop::Index;
+using backprop::Module;
+using backprop::Tensor;
+
+/// The training batches of one epoch: io::DataLoader, or this rank's shard under MPI.
+struct TrainLoader {
+  virtual ~TrainLoader() = default;
+  virtual void set_epoch(std::uint64_t epoch) = 0;
+  virtual Index num_batches() const = 0;
+  virtual const backprop::io::Batch<float>& batch(Index b) = 0;
+};
+
+template <typename Loader>
+struct TrainLoaderOf : TrainLoader {
+  template <typename... Args>
+  explicit TrainLoaderOf(Args&&... args) : loader(std::forward<Args>(args)...) {}
+  void set_epoch(std::uint64_t epoch) override { loader.set_epoch(epoch); }
+  Index num_batches() const override { return loader.num_batches(); }
+  const backprop::io::Batch<float>& batch(Index b) override { return loader.batch(b); }
+  Loader loader;
+};
+
+/// The process a run happens in. This one is a whole run by itself; distributed.hpp's
+/// MpiWorld is one rank of a data-parallel job and overrides what that changes.
+class World {
+ public:
+  virtual ~World() = default;
+  virtual int rank() const { return 0; }
+  virtual int size() const { return 1; }
+  bool root() const { return rank() == 0; }
+  virtual int threads(const Options& o) const { return o.threads > 0 ? o.threads : default_threads(); }
+  /// The model as trained: itself (MPI: wrapped in DistributedDataParallel).
+  virtual Module<float>& parallel(Module<float>& model) { return model; }
+  virtual std::unique_ptr<TrainLoader> train_loader(const backprop::io::MnistDataset<float>& train,
+                                                    const Options& o) {
+    return std::make_unique<TrainLoaderOf<backprop::io::DataLoader<float>>>(train, o.batch_size,
+                                                                           o.shuffle, o.seed);
+  }
+  /// In place, the sum over ranks (MPI_Allreduce); alone, nothing to add.
+  virtual void sum(double*, Index) {}
+  virtual void sum(float*, Index) {}
+  /// True on every rank when it is true on one (so that all stop at the same step).
+  virtual bool any(bool flag) { return flag; }
+  /// After training, on every rank: steps and seconds of this process's training.
+  virtual void after_training(Module<float>&, backprop::SGD<float>&, std::int64_t, double) {}
+};
+
+// --- Ctrl-C: the handler only sets a flag; the loop checks it between steps. -------------
+namespace detail {
+inline volatile std::sig_atomic_t stop_signal = 0;
+extern "C" inline void on_stop_signal(int signal) { stop_signal = signal; }
+}  // namespace detail
+
+/// SIGINT and SIGTERM ask the run to stop after the current step, once; a second one ends
+/// the program at once (SA_RESETHAND restores the default action).
+inline void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = detail::on_stop_signal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+inline int stop_signal() { return detail::stop_signal; }
+
+// --- Checkpoints: which preset wrote them. ------------------------------------------------
+
+/// "bn-mlp" or "deep-mlp" from the file's metadata or, for a plain state_dict (PyTorch's
+/// included), from its key names; "" when neither tells.
+inline std::string preset_of(const backprop::io::SafetensorsFile& file) {
+  const auto it = file.metadata.find("preset");
+  if (it != file.metadata.end()) return it->second;
+  if (file.find("layer1.0.weight")) return "bn-mlp";
+  if (file.find("0.weight") && file.find("8.weight")) return "deep-mlp";
+  return "";
+}
+
+inline void check_preset(const backprop::io::SafetensorsFile& file, const std::string& flag,
+                         const Options& o) {
+  const std::string p = preset_of(file);
+  if (!p.empty() && p != o.preset)
+    throw std::runtime_error(file.path + ": a checkpoint of " + p + " (reference " +
+                             (p == "bn-mlp" ? "1" : "2") + "), and this run is " + o.preset +
+                             ": add --preset " + p + " to " + flag + " it");
+}
+
+inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Index classes) {
+  std::unique_ptr<Module<float>> model;
+  if (o.preset == "deep-mlp") model = std::make_unique<backprop::Sequential<float>>(deep_mlp<float>(in, classes));
+  else model = std::make_unique<Net<float>>(in, 300, 100, classes);
+  model->set_input_requires_grad(false);  // the images need no gradient: skip dy * W in layer 1
+  return model;
+}
+
+/// The data, the model with its optimizer, schedule and loss, and for --load / --resume the
+/// restored state; for a resumed run also o.seed (the checkpoint's, so the shuffles continue
+/// as they would have) and the position inside the epoch. Rank 0 makes the output directory.
+struct Session {
+  Session(Options& o, World& world)
+      : train(o.data_dir, /*train=*/true),
+        test(o.data_dir, /*train=*/false),
+        model(checked_model(o, train, test)),
+        optimizer(model->parameters(), o.lr, o.momentum),
+        // bn-mlp decays at the start of epoch 0 too, as reference 1's "if epoch % 5 == 0".
+        schedule(optimizer, o.lr_step, o.lr_gamma, o.preset == "bn-mlp") {
+    if (!o.load.empty()) {
+      const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.load);
+      check_preset(file, "--load", o);
+      backprop::io::load_state_dict(file, *model);
+    }
+    if (!o.resume.empty()) {
+      check_preset(backprop::io::read_safetensors(o.resume), "--resume", o);
+      const backprop::io::CheckpointState s =
+          backprop::io::load_checkpoint(o.resume, *model, optimizer, backprop::default_generator());
+      h = History::from_metadata(s.metadata, s.epoch, o.resume);
+      o.seed = h.seed;
+      resumed_mid_epoch(o, world, s.metadata);
+    }
+    h.at.rank_sums.resize(2 * static_cast<std::size_t>(world.size()), 0.0);
+    if (world.root() && o.epochs > h.at.epoch) {
+      std::error_code ec;
+      std::filesystem::create_directories(o.out, ec);
+      if (ec) throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
+    }
+  }
+  Session(const Session&) = delete;  // optimizer and schedule point into it
+  Session& operator=(const Session&) = delete;
+
+  /// Metadata for a checkpoint at `at` (rank_sums: every rank's, gathered).
+  backprop::io::Metadata metadata(const Options& o, const World& world, const Position& at) {
+    h.seed = o.seed;
+    backprop::io::Metadata meta = h.to_metadata(at);
+    meta["preset"] = o.preset;
+    meta["run.batch_size"] = std::to_string(o.batch_size);
+    meta["run.world_size"] = std::to_string(world.size());
+    return meta;
+  }
+
+  const backprop::io::MnistDataset<float> train, test;
+  std::unique_ptr<Module<float>> model;
+  backprop::SGD<float> optimizer;
+  backprop::StepLR<backprop::SGD<float>> schedule;
+  backprop::CrossEntropyLoss<float> criterion;
+  History h;  // h.at: where the run is
+
+ private:
+  // The test set must fit the model built for the training set; the model starts from
+  // manual_seed(o.seed), as the reference programs' torch.manual_seed.
+  static std::unique_ptr<Module<float>> checked_model(const Options& o,
+                                                      const backprop::io::MnistDataset<float>& train,
+                                                      const backprop::io::MnistDataset<float>& test) {
+    if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
+      throw std::runtime_error(test.images_path() + ": images are " + std::to_string(test.rows()) +
+                               "x" + std::to_string(test.cols()) + ", the training images " +
+                               std::to_string(train.rows()) + "x" + std::to_string(train.cols()));
+    backprop::manual_seed(o.seed);
+    return make_model(o, train.num_features(), train.num_classes());
+  }
+
+  // A checkpoint taken inside an epoch continues with the same batches: same batch size and
+  // number of processes. Each rank keeps its own running sums only.
+  void resumed_mid_epoch(const Options& o, const World& world, const backprop::io::Metadata& meta) {
+    if (h.at.step == 0) return;
+    const auto get = [&](const char* key) {
+      const auto it = meta.find(key);
+      return it == meta.end() ? std::string("?") : it->second;
+    };
+    const std::string batch = get("run.batch_size"), ranks = get("run.world_size");
+    if (batch != std::to_string(o.batch_size) || ranks != std::to_string(world.size()))
+      throw std::runtime_error(o.resume + ": stopped inside epoch " + std::to_string(h.at.epoch) +
+                               " with --batch-size " + batch + " on " + ranks +
+                               " process(es); resume it with the same (this run: " +
+                               std::to_string(o.batch_size) + " on " +
+                               std::to_string(world.size()) + ")");
+    if (h.at.rank_sums.size() != 2 * static_cast<std::size_t>(world.size()))
+      throw std::runtime_error(o.resume + ": metadata 'history.position' is malformed");
+    for (std::size_t i = 0; i < h.at.rank_sums.size(); ++i)
+      if (i / 2 != static_cast<std::size_t>(world.rank())) h.at.rank_sums[i] = 0;
+  }
+};
+
+/// The per-batch mean loss and accuracy over one pass, as both references average them, and
+/// the accuracy over samples.
+struct PassResult {
+  double loss = 0, acc = 0, acc_per_sample = 0;
+};
+
+inline PassResult evaluate(Module<float>& model, backprop::io::DataLoader<float>& loader,
+                           ProgressBar& bar, std::vector<std::vector<std::int64_t>>* confusion = nullptr) {
+  model.eval();
+  backprop::CrossEntropyLoss<float> criterion;
+  PassResult r;
+  std::int64_t correct = 0, samples = 0;
+  bar.start("test", loader.num_batches());
+  for (Index b = 0; b < loader.num_batches(); ++b) {
+    const backprop::io::Batch<float>& batch = loader.batch(b);
+    const Tensor<float>& out = model.forward(batch.images);
+    r.loss += criterion.forward(out, batch.labels);
+    const Index right = backprop::num_correct(out, batch.labels);
+    r.acc += static_cast<double>(right) / static_cast<double>(batch.size());
+    correct += right, samples += batch.size();
+    if (confusion)
+      for (Index i = 0; i < batch.size(); ++i) {
+        Index pred = 0;
+        out.matrix().row(i).maxCoeff(&pred);
+        (*confusion)[static_cast<std::size_t>(batch.labels[i])][static_cast<std::size_t>(pred)]++;
+      }
+    bar.update(b + 1, batch.size());
+  }
+  bar.finish();
+  r.loss /= static_cast<double>(loader.num_batches());
+  r.acc /= static_cast<double>(loader.num_batches());
+  r.acc_per_sample = static_cast<double>(correct) / static_cast<double>(samples);
+  return r;
+}
+
+inline bool all_finite(Module<float>& model) {
+  for (const backprop::StateEntry<float>& e : model.state_dict())
+    if (const auto* t = std::get_if<Tensor<float>*>(&e.tensor))
+      if (!(*t)->vector().allFinite()) return false;
+  return true;
+}
+
+}  // namespace mnist
