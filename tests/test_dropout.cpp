@@ -101,7 +101,7 @@ TEST_CASE("Dropout: the same seed gives the same mask, in float and double", "[d
   CHECK(d.forward(x) == yd);
 }
 
-TEST_CASE("Dropout: eval and p = 0 are the identity and draw nothing; p = 1 gives x * 0",
+TEST_CASE("Dropout: eval and p = 0 are the identity and draw nothing, p = 1 gives x * 0",
           "[dropout]") {
   Generator gen(24);
   const Tensor<double> x({2, 3}, {1.0, -2.0, std::numeric_limits<double>::quiet_NaN(), 4.0, -0.0,

@@ -27,7 +27,7 @@ TEST_CASE("Loss: float-target losses used through one interface", "[loss]") {
   }
 }
 
-TEST_CASE("Loss: reduction None returns the unreduced tensor; Mean/Sum are its mean/sum",
+TEST_CASE("Loss: reduction None returns the unreduced tensor, Mean and Sum are its mean and sum",
           "[loss]") {
   Generator gen(53);
   const Tensor<double> logits = Tensor<double>::randn({4, 3}, gen);
