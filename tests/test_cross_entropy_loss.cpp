@@ -8,14 +8,15 @@
 
 using namespace backprop;
 
-TEST_CASE("CrossEntropyLoss: gradcheck, mean and sum", "[cross_entropy_loss][gradcheck]") {
+TEST_CASE("CrossEntropyLoss: gradcheck, mean, sum and none", "[cross_entropy_loss][gradcheck]") {
   Generator gen(8);
   const Tensor<double> logits = Tensor<double>::randn({5, 7}, gen, 0.0, 2.0);
   const Tensor<std::int64_t> target({5}, {0, 6, 3, 3, 1});
-  for (Reduction reduction : {Reduction::Mean, Reduction::Sum}) {
+  for (Reduction reduction : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
     CrossEntropyLoss<double> criterion(reduction);
-    const GradcheckResult r = gradcheck(criterion, logits, target);  // torch gradcheck tolerances
-    INFO(r.failures);
+    // L = sum(loss * R), R random of the loss's shape; torch gradcheck tolerances
+    const GradcheckResult r = gradcheck(criterion, logits, target);
+    INFO("reduction " << int(reduction) << "\n" << r.failures);
     CHECK(r.ok);
     CHECK(r.checked == 35);
   }
@@ -49,6 +50,19 @@ TEST_CASE("CrossEntropyLoss: stable for huge logits", "[cross_entropy_loss]") {
   const Tensor<float>& dx = criterion.backward();
   for (float v : dx) CHECK(std::isfinite(v));
   CHECK(dx[4] == Approx((0.5 - 1.0) / 2));
+}
+
+TEST_CASE("CrossEntropyLoss: reduction none gives loss_n and takes g_n", "[cross_entropy_loss]") {
+  CrossEntropyLoss<double> criterion(Reduction::None);
+  const Tensor<double>& loss = criterion.forward_tensor(Tensor<double>({2, 3}, {1, 2, 3, 0, 0, 0}),
+                                                        Tensor<std::int64_t>({2}, {1, 2}));
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  REQUIRE(loss.shape() == Shape{2});
+  CHECK(loss[0] == Approx(std::log(z) - 2.0));
+  CHECK(loss[1] == Approx(std::log(3.0)));
+  const Tensor<double>& dx = criterion.backward(Tensor<double>({2}, {2.0, 0.0}));
+  CHECK(dx[1] == Approx(2.0 * (std::exp(2.0) / z - 1.0)));
+  CHECK(dx[3] == 0.0);  // g_1 = 0 zeroes row 1
 }
 
 TEST_CASE("num_correct counts argmax hits, first index on ties", "[cross_entropy_loss]") {

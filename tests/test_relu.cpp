@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 using namespace backprop;
 
@@ -36,4 +37,34 @@ TEST_CASE("ReLU: backward with the wrong shape throws", "[relu][errors]") {
   relu.forward(Tensor<float>({3, 4}));
   CHECK_THROWS_WITH(relu.backward(Tensor<float>({4, 3})),
                     "ReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+}
+
+TEST_CASE("ReLU: NaN stays NaN, and its gradient is PyTorch's", "[relu]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  // enough elements that the vectorised loop body runs, not only the scalar tail
+  Tensor<float> x = Tensor<float>::full({3, 33}, -1.0f);
+  x[0] = nan;
+  x[17] = nan;
+  x[64] = nan;
+  x[5] = 2.0f;
+  x[6] = -0.0f;
+  ReLU<float> relu;
+  const Tensor<float> y = relu.forward(x);
+  CHECK(std::isnan(y[0]));
+  CHECK(std::isnan(y[17]));
+  CHECK(std::isnan(y[64]));
+  CHECK(y[5] == 2.0f);
+  CHECK(y[1] == 0.0f);
+  CHECK(std::signbit(y[6]));  // relu(-0.0) = -0.0, as torch.relu
+  Tensor<float> dy = Tensor<float>::full({3, 33}, 3.0f);
+  dy[1] = nan;  // where y = 0: the gradient is 0, not NaN (a select, as threshold_backward)
+  dy[5] = nan;  // where y > 0: NaN passes
+  const Tensor<float> dx = relu.backward(dy);
+  // threshold_backward(dy, y, 0) = y <= 0 ? 0 : dy: a NaN y is not <= 0, so dy passes
+  CHECK(dx[0] == 3.0f);
+  CHECK(dx[17] == 3.0f);
+  CHECK(dx[64] == 3.0f);
+  CHECK(dx[1] == 0.0f);
+  CHECK(std::isnan(dx[5]));
+  CHECK(dx[6] == 0.0f);
 }

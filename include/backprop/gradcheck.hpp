@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "cross_entropy_loss.hpp"
+#include "loss.hpp"
 #include "module.hpp"
 
 namespace backprop {
@@ -36,10 +36,18 @@ struct GradcheckResult {
 namespace detail {
 
 // Compares analytic with the central difference (f(v + eps) - f(v - eps)) / (2 eps) for
-// every element of v, restoring each element afterwards.
+// every element of v, restoring each element afterwards. An analytic gradient of the wrong
+// shape is a failure, reported without reading it.
 inline void compare_gradient(const std::string& name, const Tensor<double>& analytic,
                              Tensor<double>& v, const std::function<double()>& f,
                              const GradcheckOptions& opt, GradcheckResult& result) {
+  if (analytic.shape() != v.shape()) {
+    result.failures += concat(name, ": the analytic gradient has shape ",
+                              shape_str(analytic.shape()), ", expected ", shape_str(v.shape()),
+                              "\n");
+    result.ok = false;
+    return;
+  }
   for (Index i = 0; i < v.numel(); ++i) {
     const double saved = v[i];
     v[i] = saved + opt.eps;
@@ -65,7 +73,9 @@ inline void compare_gradient(const std::string& name, const Tensor<double>& anal
 
 /// Checks module.backward against finite differences of L = sum(forward(x) * R), R a fixed
 /// random upstream gradient: dL/dx and every parameter gradient, element by element.
-/// Buffers (BatchNorm running statistics) and parameter gradients are restored afterwards.
+/// dL/dx is skipped when the module was told set_input_requires_grad(false) (its backward
+/// then returns an empty tensor). Buffers (BatchNorm running statistics) and parameter
+/// gradients are restored afterwards.
 /// Example: REQUIRE(gradcheck(layer, x));
 inline GradcheckResult gradcheck(Module<double>& module, const Tensor<double>& input,
                                  const GradcheckOptions& opt = {}) {
@@ -93,7 +103,8 @@ inline GradcheckResult gradcheck(Module<double>& module, const Tensor<double>& i
   for (Parameter<double>& p : params) grad_params.push_back(*p.grad);
 
   GradcheckResult result;
-  detail::compare_gradient("input", grad_input, x, loss, opt, result);
+  if (module.input_requires_grad())
+    detail::compare_gradient("input", grad_input, x, loss, opt, result);
   for (std::size_t i = 0; i < params.size(); ++i)
     detail::compare_gradient(params[i].name, grad_params[i], *params[i].value, loss, opt, result);
 
@@ -104,16 +115,22 @@ inline GradcheckResult gradcheck(Module<double>& module, const Tensor<double>& i
   return result;
 }
 
-/// Checks CrossEntropyLoss::backward against finite differences of the loss itself.
-inline GradcheckResult gradcheck(CrossEntropyLoss<double>& criterion, const Tensor<double>& input,
-                                 const Tensor<std::int64_t>& target,
-                                 const GradcheckOptions& opt = {}) {
+/// Checks a loss's backward against finite differences of L = sum(forward_tensor(x, t) * R),
+/// R a fixed random grad_output of the loss's shape (a scalar for Mean/Sum, so the chain
+/// rule through grad_output is checked too): every element of dL/dx. Any Loss: targets are
+/// integer labels (CrossEntropyLoss) or tensors like the input (see loss.hpp).
+/// Example: REQUIRE(gradcheck(criterion, logits, labels));
+template <typename Target>
+GradcheckResult gradcheck(Loss<double, Target>& criterion, const Tensor<double>& input,
+                          const Target& target, const GradcheckOptions& opt = {}) {
   Tensor<double> x = input;
-  criterion.forward(x, target);
-  const Tensor<double> grad_input = criterion.backward();
+  Generator gen(opt.seed);
+  const Tensor<double> r = Tensor<double>::randn(criterion.forward_tensor(x, target).shape(), gen);
+  const auto loss = [&]() { return criterion.forward_tensor(x, target).vector().dot(r.vector()); };
+  criterion.forward_tensor(x, target);
+  const Tensor<double> grad_input = criterion.backward(r);
   GradcheckResult result;
-  detail::compare_gradient("input", grad_input, x, [&]() { return criterion.forward(x, target); },
-                           opt, result);
+  detail::compare_gradient("input", grad_input, x, loss, opt, result);
   return result;
 }
 

@@ -10,15 +10,6 @@
 
 namespace backprop {
 
-/// The process-wide generator that layers draw their initial weights from when no
-/// generator is given, as PyTorch's default generator. Seed it with manual_seed().
-inline Generator& default_generator() {
-  static Generator gen(0);
-  return gen;
-}
-/// As torch.manual_seed(seed).
-inline void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
-
 /// y = x W^T + b, as torch.nn.Linear (https://pytorch.org/docs/stable/generated/torch.nn.Linear.html).
 /// W and b start uniform in [-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
 /// Derivation: docs/math/linear.md   Proof: tests/test_linear.cpp

@@ -155,4 +155,13 @@ class Generator {
   State state_{};
 };
 
+/// The process-wide generator that layers draw from (initial weights, dropout masks) when no
+/// generator is given, as PyTorch's default generator. Seed it with manual_seed().
+inline Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+/// As torch.manual_seed(seed).
+inline void manual_seed(std::uint64_t seed) { default_generator().manual_seed(seed); }
+
 }  // namespace backprop

@@ -15,15 +15,24 @@ class ReLU : public Module<T> {
  public:
   ReLU() = default;
 
-  // x -> y = max(x, 0), same shape. Saves y: y > 0 exactly where x > 0 (NaN stays NaN in y
-  // and gets gradient 0).
+  // x -> y = max(x, 0), same shape. Saves y: y > 0 exactly where x > 0.
+  // NaN stays NaN, written out rather than left to Eigen's cwiseMax, whose NaN result
+  // depends on the instruction set (x < 0 is false for NaN, so y = x). -0.0 stays -0.0, as
+  // PyTorch's clamp_min.
   const Tensor<T>& forward(const Tensor<T>& x) override {
     output_.resize(x.shape());
-    output_.vector() = x.vector().cwiseMax(T(0));
+    const T* in = x.data();
+    T* y = output_.data();
+    for (Index i = 0, n = x.numel(); i < n; ++i) {
+      const T v = in[i];
+      y[i] = v < T(0) ? T(0) : v;
+    }
     return output_;
   }
 
   // dL/dx = dy * 1[y > 0]   (the subgradient at x = 0 is 0, as in PyTorch)
+  // Written as PyTorch's threshold_backward, y <= 0 ? 0 : dy, so that NaN follows PyTorch
+  // too: a NaN x (y = NaN) passes dy through, and a NaN in dy stays NaN where y > 0.
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     detail::check(grad_output.shape() == output_.shape(), "ReLU::backward",
                   "grad_output has shape ", detail::shape_str(grad_output.shape()),
@@ -37,7 +46,7 @@ class ReLU : public Module<T> {
     T* dx = grad_input_.data();
     for (Index i = 0, n = output_.numel(); i < n; ++i) {
       const T g = dy[i];
-      dx[i] = y[i] > T(0) ? g : T(0);
+      dx[i] = y[i] <= T(0) ? T(0) : g;
     }
     return grad_input_;
   }
