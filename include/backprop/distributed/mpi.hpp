@@ -20,9 +20,7 @@
 #include "../detail/error.hpp"
 #include "../module.hpp"
 
-namespace backprop::distributed {
-
-namespace detail {
+namespace backprop::detail {
 
 template <typename U>
 MPI_Datatype mpi_type() {
@@ -41,10 +39,12 @@ inline void check_mpi(int rc, const char* where) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
-  throw std::runtime_error(backprop::detail::concat(where, ": ", std::string(text, length)));
+  throw std::runtime_error(detail::concat(where, ": ", std::string(text, static_cast<std::size_t>(length))));
 }
 
-}  // namespace detail
+}  // namespace backprop::detail
+
+namespace backprop::distributed {
 
 enum class ReduceOp { SUM, MIN, MAX };
 
@@ -95,7 +95,7 @@ class ProcessGroup {
 /// Example: double sums[2] = {loss, correct}; all_reduce(sums, 2, world);
 template <typename U>
 void all_reduce(U* data, Index count, const ProcessGroup& group, ReduceOp op = ReduceOp::SUM) {
-  backprop::detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
                           "distributed::all_reduce", "count must be in [0, INT_MAX], got ", count);
   const MPI_Op mpi_op = op == ReduceOp::SUM ? MPI_SUM : op == ReduceOp::MIN ? MPI_MIN : MPI_MAX;
   detail::check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), detail::mpi_type<U>(),
@@ -106,7 +106,7 @@ void all_reduce(U* data, Index count, const ProcessGroup& group, ReduceOp op = R
 /// Every rank's data becomes root's (torch.distributed.broadcast).
 template <typename U>
 void broadcast(U* data, Index count, const ProcessGroup& group, int root = 0) {
-  backprop::detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
                           "distributed::broadcast", "count must be in [0, INT_MAX], got ", count);
   detail::check_mpi(MPI_Bcast(data, static_cast<int>(count), detail::mpi_type<U>(), root, group.comm()),
                 "MPI_Bcast");
@@ -140,7 +140,7 @@ class DistributedDataParallel : public Module<T> {
  public:
   DistributedDataParallel(Module<T>& module, const ProcessGroup& group, double bucket_cap_mb = 25)
       : module_(&module), group_(&group) {
-    backprop::detail::check(bucket_cap_mb > 0, "DistributedDataParallel",
+    detail::check(bucket_cap_mb > 0, "DistributedDataParallel",
                             "bucket_cap_mb must be > 0, got ", bucket_cap_mb);
     for (const StateEntry<T>& e : module.state_dict()) {
       if (e.grad) grads_.push_back(e.grad);
@@ -161,7 +161,7 @@ class DistributedDataParallel : public Module<T> {
     broadcast(root, 3, group);
     std::int64_t mismatch = !std::equal(sizes, sizes + 3, root);
     all_reduce(&mismatch, 1, group, ReduceOp::MAX);
-    backprop::detail::check(mismatch == 0, "DistributedDataParallel",
+    detail::check(mismatch == 0, "DistributedDataParallel",
                             "the replicas differ: rank ", group.rank(), " has ", sizes[0],
                             " parameter elements, rank 0 has ", root[0], " (same model everywhere?)");
     broadcast_state();

@@ -28,9 +28,9 @@ class DistributedSampler {
  public:
   DistributedSampler(Index dataset_size, int num_replicas, int rank, bool drop_last = false)
       : size_(dataset_size), num_replicas_(num_replicas), rank_(rank) {
-    backprop::detail::check(dataset_size >= 0, "DistributedSampler",
+    detail::check(dataset_size >= 0, "DistributedSampler",
                             "dataset_size must be >= 0, got ", dataset_size);
-    backprop::detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas,
+    detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas,
                             "DistributedSampler", "expected 0 <= rank < num_replicas, got rank ",
                             rank, " of ", num_replicas);
     num_samples_ = drop_last ? size_ / num_replicas : (size_ + num_replicas - 1) / num_replicas;
@@ -46,7 +46,7 @@ class DistributedSampler {
   /// This rank's samples of the epoch whose order (a permutation of 0..N-1) is given, into
   /// out, resized to num_samples(): no allocation once out has the capacity.
   void shard(const std::vector<Index>& order, std::vector<Index>& out) const {
-    backprop::detail::check(static_cast<Index>(order.size()) == size_, "DistributedSampler::shard",
+    detail::check(static_cast<Index>(order.size()) == size_, "DistributedSampler::shard",
                             "order has ", order.size(), " entries, expected dataset_size = ", size_);
     out.resize(static_cast<std::size_t>(num_samples_));
     for (Index k = 0; k < num_samples_; ++k)
@@ -84,7 +84,7 @@ class DistributedDataLoader {
         images_(&images),
         labels_(&labels),
         batch_size_(batch_size) {
-    backprop::detail::check(batch_size > 0, "DistributedDataLoader",
+    detail::check(batch_size > 0, "DistributedDataLoader",
                             "batch_size must be > 0, got ", batch_size);
     const Index n = sampler_.num_samples(), f = images.size(1);
     num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
@@ -125,7 +125,7 @@ class DistributedDataLoader {
   /// Batch b of this epoch: rows indices()[b*B .. b*B + size) of the dataset. Always the
   /// same object, refilled.
   const io::Batch<T>& batch(Index b) {
-    backprop::detail::check(b >= 0 && b < num_batches_, "DistributedDataLoader::batch", "batch ",
+    detail::check(b >= 0 && b < num_batches_, "DistributedDataLoader::batch", "batch ",
                             b, " out of range for ", num_batches_, " batches");
     const bool last = b == num_batches_ - 1;
     batch_.gather(*images_, *labels_, indices_.data() + b * batch_size_,

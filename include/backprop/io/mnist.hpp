@@ -75,7 +75,7 @@ class MnistDataset {
         }
       }
     }
-    detail::idx::fail(dir + stem + "-" + tag + "-ubyte",
+    detail::idx_fail(dir + stem + "-" + tag + "-ubyte",
                       "cannot open: No such file or directory (nor .gz, nor the " + stem + "." +
                           tag + "-ubyte spelling); scripts/fetch-mnist.sh downloads MNIST");
   }
@@ -87,27 +87,27 @@ class MnistDataset {
         num_classes_(num_classes) {
     const std::string& images_path = images_path_;
     const std::string& labels_path = labels_path_;
-    backprop::detail::check(std > T(0), "MnistDataset", "std must be > 0, got ", std);
-    backprop::detail::check(num_classes > 0, "MnistDataset", "num_classes must be > 0, got ",
+    detail::check(std > T(0), "MnistDataset", "std must be > 0, got ", std);
+    detail::check(num_classes > 0, "MnistDataset", "num_classes must be > 0, got ",
                             num_classes);
     const IdxArray labels = read_idx(labels_path);
     if (labels.shape.size() != 1)
-      detail::idx::fail(labels_path,
-                        backprop::detail::concat("expected labels of rank 1 (N), got shape ",
-                                                 backprop::detail::shape_str(labels.shape)));
+      detail::idx_fail(labels_path,
+                        detail::concat("expected labels of rank 1 (N), got shape ",
+                                                 detail::shape_str(labels.shape)));
     // The labels are checked first: they are small, and a bad one then costs no image read.
     for (std::size_t i = 0; i < labels.data.size(); ++i)
       if (labels.data[i] >= num_classes)
-        detail::idx::fail(labels_path,
-                          backprop::detail::concat("label ", int{labels.data[i]}, " at index ", i,
+        detail::idx_fail(labels_path,
+                          detail::concat("label ", int{labels.data[i]}, " at index ", i,
                                                    " is outside [0, ", num_classes, ")"));
     const IdxArray images = read_idx(images_path);
     if (images.shape.size() != 3)
-      detail::idx::fail(images_path, backprop::detail::concat(
+      detail::idx_fail(images_path, detail::concat(
                                          "expected images of rank 3 (N, rows, cols), got shape ",
-                                         backprop::detail::shape_str(images.shape)));
+                                         detail::shape_str(images.shape)));
     if (images.shape[0] != labels.shape[0])
-      throw DataError(backprop::detail::concat(images_path, " has ", images.shape[0],
+      throw DataError(detail::concat(images_path, " has ", images.shape[0],
                                                " images but ", labels_path, " has ",
                                                labels.shape[0], " labels"));
     rows_ = images.shape[1];
@@ -176,11 +176,11 @@ class DataLoader {
         shuffle_(shuffle),
         drop_last_(drop_last),
         seed_(seed) {
-    backprop::detail::check(
+    detail::check(
         images.dim() == 2 && labels.dim() == 1 && images.size(0) == labels.size(0), "DataLoader",
-        "expected images (N, F) and labels (N), got ", backprop::detail::shape_str(images.shape()),
-        " and ", backprop::detail::shape_str(labels.shape()));
-    backprop::detail::check(batch_size > 0, "DataLoader", "batch_size must be > 0, got ",
+        "expected images (N, F) and labels (N), got ", detail::shape_str(images.shape()),
+        " and ", detail::shape_str(labels.shape()));
+    detail::check(batch_size > 0, "DataLoader", "batch_size must be > 0, got ",
                             batch_size);
     const Index n = labels.numel(), f = images.size(1);
     num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
@@ -203,12 +203,9 @@ class DataLoader {
 
   /// The seed of epoch e's shuffle: distinct epochs and seeds give unrelated generators.
   static std::uint64_t shuffle_seed(std::uint64_t seed, std::uint64_t epoch) {
-    // splitmix64's finaliser of seed, plus epoch: Generator's own splitmix64 seeding then
-    // spreads consecutive epochs over unrelated states.
-    std::uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return (z ^ (z >> 31)) + epoch;
+    // splitmix64's first output for seed, plus epoch: Generator's own splitmix64 seeding
+    // then spreads consecutive epochs over unrelated states.
+    return detail::splitmix64(seed) + epoch;
   }
 
   /// Sets the epoch and, with shuffle, its order: 0..N-1 permuted by
@@ -235,7 +232,7 @@ class DataLoader {
   /// Batch b of this epoch (0 <= b < num_batches()): rows order()[b*B .. b*B + size) of the
   /// dataset. Always the same object, refilled: its contents change at the next call.
   const Batch<T>& batch(Index b) {
-    backprop::detail::check(b >= 0 && b < num_batches_, "DataLoader::batch", "batch ", b,
+    detail::check(b >= 0 && b < num_batches_, "DataLoader::batch", "batch ", b,
                             " out of range for ", num_batches_, " batches");
     const bool last = b == num_batches_ - 1;
     batch_.gather(*images_, *labels_, order_.data() + b * batch_size_,
