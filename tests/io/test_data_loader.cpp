@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // data_loader.hpp: DataLoader over any in-memory dataset (TensorDataset, float targets of
 // any shape), the same shuffles whatever the targets, no reallocation between batches.
+#include <algorithm>
 #include <backprop/io/data_loader.hpp>
 #include <catch2/catch.hpp>
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -29,8 +29,7 @@ TensorDataset<float, double> numbered(Index n) {
 
 }  // namespace
 
-TEST_CASE("DataLoader: float targets of any shape, every sample once per epoch",
-          "[dataloader]") {
+TEST_CASE("DataLoader: float targets of any shape, every sample once per epoch", "[dataloader]") {
   const TensorDataset<float, double> data = numbered(11);
   DataLoader<float, double> loader(data, /*batch_size=*/4, /*shuffle=*/true, /*seed=*/9);
   REQUIRE(loader.num_batches() == 3);
@@ -91,8 +90,9 @@ TEST_CASE("DataLoader: drop_last and mismatched datasets", "[dataloader]") {
   DataLoader<float, double> loader(data, 4, false, 0, /*drop_last=*/true);
   CHECK(loader.num_batches() == 2);
   CHECK(loader.num_samples() == 8);
-  CHECK_THROWS_WITH((TensorDataset<float, double>(Tensor<float>({3, 2}), Tensor<double>({4}))),
-                    Catch::Contains("expected inputs (N, ...) and targets (N, ...), got [3, 2] and [4]"));
+  CHECK_THROWS_WITH(
+      (TensorDataset<float, double>(Tensor<float>({3, 2}), Tensor<double>({4}))),
+      Catch::Contains("expected inputs (N, ...) and targets (N, ...), got [3, 2] and [4]"));
   CHECK_THROWS_WITH((DataLoader<float>(Tensor<float>({3, 2}), Tensor<std::int64_t>({4}), 2)),
                     Catch::Contains("DataLoader: expected inputs (N, ...)"));
 }

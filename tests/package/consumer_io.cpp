@@ -3,7 +3,6 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/mnist.hpp>
-
 #include <cstdio>
 
 int main() {
@@ -26,8 +25,8 @@ int main() {
   Sequential<float> again(Linear<float>(4, 3));
   SGD<float> optimizer2(again.parameters(), 0.5, 0.9);
   Generator gen2(0);
-  const io::CheckpointState s = io::load_checkpoint("consumer_ckpt.safetensors", again,
-                                                    optimizer2, gen2);
+  const io::CheckpointState s =
+      io::load_checkpoint("consumer_ckpt.safetensors", again, optimizer2, gen2);
   const Tensor<float>& w = *std::get<Tensor<float>*>(net.state_dict().front().tensor);
   const Tensor<float>& w2 = *std::get<Tensor<float>*>(again.state_dict().front().tensor);
   if (s.epoch != 1 || gen2.state() != gen.state() || optimizer2.lr() != 0.1 || !(w == w2)) {

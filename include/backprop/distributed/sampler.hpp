@@ -49,7 +49,7 @@ class DistributedSampler {
   /// out, resized to num_samples(): no allocation once out has the capacity.
   void shard(const std::vector<Index>& order, std::vector<Index>& out) const {
     detail::check(static_cast<Index>(order.size()) == size_, "DistributedSampler::shard",
-                            "order has ", order.size(), " entries, expected dataset_size = ", size_);
+                  "order has ", order.size(), " entries, expected dataset_size = ", size_);
     out.resize(static_cast<std::size_t>(num_samples_));
     for (Index k = 0; k < num_samples_; ++k)
       out[static_cast<std::size_t>(k)] =
@@ -72,7 +72,8 @@ class DistributedSampler {
 /// Example:
 ///   DistributedDataLoader<float> loader(train, 64, world.world_size(), world.rank(), true, seed);
 ///   loader.set_epoch(epoch);
-///   for (Index b = 0; b < loader.num_batches(); ++b) { const io::Batch<float>& x = loader.batch(b); }
+///   for (Index b = 0; b < loader.num_batches(); ++b) { const io::Batch<float>& x =
+///   loader.batch(b); }
 template <typename T, typename Target = std::int64_t>
 class DistributedDataLoader : public io::DataLoader<T, Target> {
  public:

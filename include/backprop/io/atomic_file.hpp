@@ -88,7 +88,8 @@ class AtomicFile {
         return;
       }
       if (errno != EEXIST || attempt == 100)
-        fail<Error>(path_, "cannot create temporary file ", quote(tmp_), ": ", std::strerror(errno));
+        fail<Error>(path_, "cannot create temporary file ", quote(tmp_), ": ",
+                    std::strerror(errno));
     }
   }
   AtomicFile(const AtomicFile&) = delete;
@@ -128,7 +129,7 @@ class AtomicFile {
     // Some file systems cannot fsync a directory (EINVAL): nothing more can be done there.
     if (d.get() < 0 || (::fsync(d.get()) != 0 && errno != EINVAL))
       fail<Error>(path_, "written, but cannot fsync its directory ", quote(dir), ": ",
-           std::strerror(errno));
+                  std::strerror(errno));
   }
 
  private:

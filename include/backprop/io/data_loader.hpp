@@ -65,8 +65,7 @@ class TensorDataset {
  public:
   TensorDataset(Tensor<T> inputs, Tensor<Target> targets)
       : inputs_(std::move(inputs)), targets_(std::move(targets)) {
-    detail::check(inputs_.dim() >= 1 && targets_.dim() >= 1 &&
-                      inputs_.size(0) == targets_.size(0),
+    detail::check(inputs_.dim() >= 1 && targets_.dim() >= 1 && inputs_.size(0) == targets_.size(0),
                   "TensorDataset", "expected inputs (N, ...) and targets (N, ...), got ",
                   detail::shape_str(inputs_.shape()), " and ", detail::shape_str(targets_.shape()));
   }
@@ -105,8 +104,8 @@ class DataLoader {
       : DataLoader(images, labels, batch_size, shuffle, seed, drop_last, nullptr, -1) {}
 
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
-  DataLoader(const Dataset& dataset, Index batch_size, bool shuffle = false,
-             std::uint64_t seed = 0, bool drop_last = false)
+  DataLoader(const Dataset& dataset, Index batch_size, bool shuffle = false, std::uint64_t seed = 0,
+             bool drop_last = false)
       : DataLoader(dataset.images(), dataset.labels(), batch_size, shuffle, seed, drop_last) {}
   // The loader points into the dataset: a temporary would dangle.
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images()),
@@ -169,9 +168,9 @@ class DataLoader {
 
   // With a shard, `served_count` samples per epoch are served; the derived constructor calls
   // set_epoch(0) once its shard can select.
-  DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size,
-             bool shuffle, std::uint64_t seed, bool drop_last, const Shard* shard,
-             Index served_count, const char* where = "DataLoader")
+  DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size, bool shuffle,
+             std::uint64_t seed, bool drop_last, const Shard* shard, Index served_count,
+             const char* where = "DataLoader")
       : images_(&images),
         labels_(&labels),
         batch_size_(batch_size),
@@ -180,15 +179,15 @@ class DataLoader {
         seed_(seed),
         shard_(shard),
         where_(where) {
-    detail::check(images.dim() >= 1 && labels.dim() >= 1 && images.size(0) == labels.size(0),
-                  where, "expected inputs (N, ...) and targets (N, ...), got ",
+    detail::check(images.dim() >= 1 && labels.dim() >= 1 && images.size(0) == labels.size(0), where,
+                  "expected inputs (N, ...) and targets (N, ...), got ",
                   detail::shape_str(images.shape()), " and ", detail::shape_str(labels.shape()));
     detail::check(batch_size > 0, where, "batch_size must be > 0, got ", batch_size);
     const Index n = shard ? served_count : images.size(0);
     num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
     // Both batch shapes are built once: resize() with a prebuilt Shape allocates nothing.
-    const Index last = drop_last || num_batches_ == 0 ? batch_size
-                                                      : n - (num_batches_ - 1) * batch_size;
+    const Index last =
+        drop_last || num_batches_ == 0 ? batch_size : n - (num_batches_ - 1) * batch_size;
     full_shape_ = images.shape();
     full_shape_[0] = batch_size;
     last_shape_ = images.shape();

@@ -175,7 +175,8 @@ inline void read_at(const std::string& path, int fd, void* dst, std::size_t n,
     const ssize_t r = ::pread(fd, p, std::min<std::size_t>(n, 1 << 30), static_cast<off_t>(offset));
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) safetensors_fail(path, "cannot read: ", std::strerror(errno));
-    if (r == 0) safetensors_fail(path, "file ended at byte ", offset, " while reading (truncated?)");
+    if (r == 0)
+      safetensors_fail(path, "file ended at byte ", offset, " while reading (truncated?)");
     p += r;
     n -= static_cast<std::size_t>(r);
     offset += static_cast<std::uint64_t>(r);
@@ -314,9 +315,10 @@ inline void parse_offsets(const std::string& path, const std::string& t,
 // after. Sorts the entries by offset.
 inline void check_tiling(const std::string& path, std::vector<SafetensorsEntry>& entries,
                          std::uint64_t buffer_size) {
-  std::sort(entries.begin(), entries.end(), [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(entries.begin(), entries.end(),
+            [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
   std::uint64_t covered = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const SafetensorsEntry& e = entries[i];
@@ -398,8 +400,9 @@ inline std::uint64_t read_header_length(const std::string& path, int fd, std::ui
   const std::string what = describe_non_safetensors(first, got);
   const std::string why = what.empty() ? "" : ": " + what;
   if (size == 0)
-    safetensors_fail(path, "file is 0 bytes, too short for the 8-byte header length: it is "
-                           "empty; expected a safetensors file (github.com/huggingface/safetensors)");
+    safetensors_fail(path,
+                     "file is 0 bytes, too short for the 8-byte header length: it is "
+                     "empty; expected a safetensors file (github.com/huggingface/safetensors)");
   if (size < 8)
     safetensors_fail(path, "file is ", size, " bytes, too short for the 8-byte header length", why);
   std::uint64_t n = 0;
@@ -420,8 +423,8 @@ Tensor<T> SafetensorsFile::get(std::string_view name) const {
   const SafetensorsTensor* t = find(name);
   if (!t) detail::safetensors_fail(path, "no tensor ", detail::quote(name));
   if (t->dtype != dtype_of<T>())
-    detail::safetensors_fail(path, "tensor ", detail::quote(name), " has dtype ", dtype_name(t->dtype), ", expected ",
-             dtype_name(dtype_of<T>()));
+    detail::safetensors_fail(path, "tensor ", detail::quote(name), " has dtype ",
+                             dtype_name(t->dtype), ", expected ", dtype_name(dtype_of<T>()));
   Tensor<T> out(t->shape);
   detail::copy_le(out.data(), t->data.data(), t->data.size(), sizeof(T));
   return out;
@@ -436,7 +439,8 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   detail::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) detail::safetensors_fail(path, "cannot open: ", std::strerror(errno));
   struct stat info;
-  if (::fstat(fd.get(), &info) != 0) detail::safetensors_fail(path, "cannot stat: ", std::strerror(errno));
+  if (::fstat(fd.get(), &info) != 0)
+    detail::safetensors_fail(path, "cannot stat: ", std::strerror(errno));
   if (!S_ISREG(info.st_mode)) detail::safetensors_fail(path, "not a regular file");
   const auto size = static_cast<std::uint64_t>(info.st_size);
   const std::uint64_t n = detail::read_header_length(path, fd.get(), size);
@@ -446,7 +450,8 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   SafetensorsFile file;
   file.path = path;
   const std::uint64_t base = 8 + n;
-  const std::vector<detail::SafetensorsEntry> entries = detail::parse_header(path, text, size - base, file.metadata);
+  const std::vector<detail::SafetensorsEntry> entries =
+      detail::parse_header(path, text, size - base, file.metadata);
   file.tensors.reserve(entries.size());
   for (const detail::SafetensorsEntry& e : entries) {
     SafetensorsTensor t{e.name, e.dtype, e.shape, {}};
@@ -478,7 +483,8 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorR
   for (const TensorRef& t : tensors) {
     const std::string what = "tensor " + detail::quote(t.name) + ": ";
     if (t.name == "__metadata__") detail::safetensors_fail(path, what, "the name is reserved");
-    if (!names.insert(t.name).second) detail::safetensors_fail(path, what, "the name appears twice");
+    if (!names.insert(t.name).second)
+      detail::safetensors_fail(path, what, "the name appears twice");
     std::uint64_t nbytes = dtype_size(t.dtype);
     for (Index d : t.shape) {
       if (d < 0)
