@@ -2,6 +2,7 @@
 // Module and Sequential: PyTorch state_dict names for both reference models, gradient
 // accumulation over a whole model, zero_grad, train/eval, a whole-model gradcheck.
 #include <backprop/backprop.hpp>
+#include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
 
 #include <string>

@@ -2,6 +2,7 @@
 // learnable beta. docs/guide/write_your_own_module.md shows this file; CTest builds it and
 // runs it, and it exits non-zero unless gradcheck passes.
 #include <backprop/backprop.hpp>
+#include <backprop/gradcheck.hpp>  // not in the umbrella: tests and checks include it
 #include <cmath>
 #include <cstdio>
 using namespace backprop;

@@ -105,9 +105,7 @@ class BatchNorm1d : public Module<T> {
   //   running statistics: dx = gamma * inv_std * dy   (mean and inv_std are constants then)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     detail::check(x_hat_.dim() == 2, "BatchNorm1d::backward", "called before forward");
-    detail::check(grad_output.shape() == x_hat_.shape(), "BatchNorm1d::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(x_hat_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), x_hat_.shape(), "BatchNorm1d::backward");
     const ConstMatrixMap dy = grad_output.matrix();
     const ConstMatrixMap x_hat = std::as_const(x_hat_).matrix();
     const Index n = dy.rows();

@@ -52,9 +52,7 @@ class Dropout : public Module<T> {
 
   // dL/dx = dy * mask          (dy in eval mode and for p = 0)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == output_.shape(), "Dropout::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Dropout::backward");
     grad_input_.resize(output_.shape());
     if (identity_)
       grad_input_.vector() = grad_output.vector();

@@ -45,9 +45,7 @@ class GELU : public Module<T> {
   //                 phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
   //   tanh: dL/dx = dy * (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 kappa x^2))
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == input_.shape(), "GELU::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(input_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), input_.shape(), "GELU::backward");
     grad_input_.resize(input_.shape());
     for (Index i = 0, n = input_.numel(); i < n; ++i) {
       const T v = input_[i];

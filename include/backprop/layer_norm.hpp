@@ -84,9 +84,7 @@ class LayerNorm : public Module<T> {
   //   dx = inv_std * (g - mean_k(g) - x_hat * mean_k(g * x_hat))                 (M, K)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     detail::check(ran_, "LayerNorm::backward", "called before forward");
-    detail::check(grad_output.shape() == x_hat_.shape(), "LayerNorm::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(x_hat_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), x_hat_.shape(), "LayerNorm::backward");
     const Index k = weight_numel(), m = x_hat_.numel() / k;
     const ConstMatrixMap dy = grad_output.view(m, k);
     const ConstMatrixMap x_hat = std::as_const(x_hat_).view(m, k);

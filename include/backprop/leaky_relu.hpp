@@ -32,9 +32,7 @@ class LeakyReLU : public Module<T> {
 
   // dL/dx = dy * (x > 0 ? 1 : negative_slope)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == input_.shape(), "LeakyReLU::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(input_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), input_.shape(), "LeakyReLU::backward");
     grad_input_.resize(input_.shape());
     const T slope = T(negative_slope_);
     for (Index i = 0, n = input_.numel(); i < n; ++i) {

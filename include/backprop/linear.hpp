@@ -7,6 +7,7 @@
 #include "detail/gemm.hpp"
 #include "module.hpp"
 #include "parallel.hpp"
+#include "random.hpp"
 
 namespace backprop {
 
@@ -17,10 +18,10 @@ namespace backprop {
 template <typename T>
 class Linear : public Module<T> {
  public:
-  Linear(Index in_features, Index out_features, bool bias = true)
-      : Linear(in_features, out_features, bias, default_generator()) {}
-  Linear(Index in_features, Index out_features, bool bias, Generator& gen)
-      : in_features_(in_features), out_features_(out_features), has_bias_(bias) {
+  Linear(Index in_features, Index out_features, bool with_bias = true)
+      : Linear(in_features, out_features, with_bias, default_generator()) {}
+  Linear(Index in_features, Index out_features, bool with_bias, Generator& gen)
+      : in_features_(in_features), out_features_(out_features), has_bias_(with_bias) {
     detail::check(in_features > 0, "Linear", "in_features must be positive, got ", in_features);
     detail::check(out_features > 0, "Linear", "out_features must be positive, got ",
                   out_features);
@@ -29,7 +30,7 @@ class Linear : public Module<T> {
     weight = Tensor<T>::rand({out_features, in_features}, gen, -bound, bound);
     grad_weight = Tensor<T>::zeros({out_features, in_features});
     if (has_bias_) {
-      this->bias = Tensor<T>::rand({out_features}, gen, -bound, bound);
+      bias = Tensor<T>::rand({out_features}, gen, -bound, bound);
       grad_bias = Tensor<T>::zeros({out_features});
     }
   }
@@ -62,9 +63,7 @@ class Linear : public Module<T> {
   //   dL/dx  = dy * W       (N, in)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     detail::check(input_.dim() == 2, "Linear::backward", "called before forward");
-    detail::check(grad_output.shape() == output_.shape(), "Linear::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Linear::backward");
     const Index batch = input_.size(0), in = in_features_, out = out_features_;
     const T* dy = grad_output.data();
     const T* x = input_.data();

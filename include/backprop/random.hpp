@@ -15,6 +15,17 @@ namespace detail {
 // with +, -, *, / and explicit std::fma only: all correctly rounded by IEEE 754, and with no
 // a*b+c left for a compiler to contract differently. (Not valid under -ffast-math.)
 
+// splitmix64 (Steele, Lea and Flood; Vigna's reference code): advances state and returns
+// its next output. Generator seeds its 256 state bits with it, and DataLoader derives each
+// epoch's shuffle seed with it.
+inline std::uint64_t splitmix64(std::uint64_t& state) {
+  state += 0x9e3779b97f4a7c15ULL;
+  std::uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
 // sum_{k=0}^{n-1} x2^k * c_k by Horner, c_k = coef(k).
 template <typename Coef>
 double horner(double x2, int n, Coef coef) {
@@ -90,13 +101,7 @@ class Generator {
 
   void manual_seed(std::uint64_t seed) {
     // splitmix64 spreads any seed (even 0) over the 256 state bits.
-    for (auto& s : state_) {
-      seed += 0x9e3779b97f4a7c15ULL;
-      std::uint64_t z = seed;
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      s = z ^ (z >> 31);
-    }
+    for (auto& s : state_) s = detail::splitmix64(seed);
   }
 
   const State& state() const { return state_; }

@@ -34,9 +34,7 @@ class ReLU : public Module<T> {
   // Written as PyTorch's threshold_backward, y <= 0 ? 0 : dy, so that NaN follows PyTorch
   // too: a NaN x (y = NaN) passes dy through, and a NaN in dy stays NaN where y > 0.
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == output_.shape(), "ReLU::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "ReLU::backward");
     grad_input_.resize(output_.shape());
     // A plain loop, not Eigen's select(): Eigen 3.4 has no vectorised select, and clang 14
     // turns it into a branch per element that mispredicts on real activations (~10% of a

@@ -32,9 +32,7 @@ class Sigmoid : public Module<T> {
 
   // dL/dx = dy * y * (1 - y)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == output_.shape(), "Sigmoid::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Sigmoid::backward");
     grad_input_.resize(output_.shape());
     const typename Tensor<T>::ConstVectorMap y = std::as_const(output_).vector();
     grad_input_.vector() =

@@ -28,9 +28,7 @@ class Tanh : public Module<T> {
 
   // dL/dx = dy * (1 - y^2)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(grad_output.shape() == output_.shape(), "Tanh::backward",
-                  "grad_output has shape ", detail::shape_str(grad_output.shape()),
-                  ", expected the output's shape ", detail::shape_str(output_.shape()));
+    detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Tanh::backward");
     grad_input_.resize(output_.shape());
     grad_input_.vector() =
         grad_output.vector().cwiseProduct((T(1) - output_.vector().array().square()).matrix());

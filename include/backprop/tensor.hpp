@@ -43,7 +43,7 @@ class Tensor {
   Tensor() : shape_{0} {}
 
   /// Zeros of the given shape.
-  explicit Tensor(Shape shape) : shape_(std::move(shape)), data_(checked_numel(shape_), T(0)) {}
+  explicit Tensor(Shape shape) : shape_(std::move(shape)), data_(static_cast<std::size_t>(checked_numel(shape_)), T(0)) {}
 
   /// The given values, row-major; their count must match the shape.
   Tensor(Shape shape, std::vector<T> values) : shape_(std::move(shape)) {
@@ -85,7 +85,9 @@ class Tensor {
   Index dim() const { return static_cast<Index>(shape_.size()); }
   const Shape& shape() const { return shape_; }
   /// Size of dimension d; negative d counts from the end, as in PyTorch.
-  Index size(Index d) const { return shape_[wrap_dim(d, "Tensor::size")]; }
+  Index size(Index d) const {
+    return shape_[static_cast<std::size_t>(wrap_dim(d, "Tensor::size"))];
+  }
   Index numel() const { return static_cast<Index>(data_.size()); }
 
   T* data() { return data_.data(); }

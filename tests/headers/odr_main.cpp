@@ -2,6 +2,7 @@
 // ODR test: this TU and odr_other.cpp both include the umbrella header and use the same
 // templates and inline functions; the program must link and agree on shared state.
 #include <backprop/backprop.hpp>
+#include <backprop/gradcheck.hpp>  // not in the umbrella; its inline functions too
 
 #include <cstdio>
 

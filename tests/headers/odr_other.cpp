@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The second TU of the ODR test.
 #include <backprop/backprop.hpp>
+#include <backprop/gradcheck.hpp>  // not in the umbrella; its inline functions too
 
 backprop::Generator& generator_from_other() { return backprop::default_generator(); }
 

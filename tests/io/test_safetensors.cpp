@@ -72,18 +72,20 @@ std::string raw_file(const std::string& header, const std::string& data = "") {
   return le64(header.size()) + header + data;
 }
 
-// The message of the SafetensorsError that f throws; it must be one line naming the path.
+// The message of the Error (SafetensorsError unless said) that f throws; it must be one
+// line naming the path.
+template <typename Error = SafetensorsError>
 std::string error_of(const std::function<void()>& f, const std::string& path) {
   try {
     f();
-  } catch (const SafetensorsError& e) {
+  } catch (const Error& e) {
     const std::string msg = e.what();
     INFO(msg);
     CHECK(msg.rfind(path + ": ", 0) == 0);
     CHECK(msg.find('\n') == std::string::npos);
     return msg;
   }
-  FAIL("no SafetensorsError thrown");
+  FAIL("no SafetensorsError (or the FileError asked for) thrown");
   return "";
 }
 
@@ -241,6 +243,35 @@ TEST_CASE("safetensors: the writer rejects bad tensor lists", "[safetensors]") {
 
 // --- hostile files -----------------------------------------------------------------------
 
+// Issue #11: a file that is not safetensors at all says what it is, not only that its
+// "header length" (its first 8 bytes read as a number) is impossible.
+TEST_CASE("safetensors: files of other formats say what they are", "[safetensors]") {
+  const std::string pad(64, '\x01');
+  // PyTorch's torch.save: a zip archive (local file header PK 03 04), e.g. model.pth.
+  const std::string zip = std::string("PK\x03\x04\x14\0\0\0", 8) + pad;
+  CHECK_THAT(read_error(zip), Contains("header length") && Contains("zip archive") &&
+                                  Contains("torch.save") && Contains("save_file"));
+  // torch.save(..., _use_new_zipfile_serialization=False) and pickle.dump: a pickle.
+  const std::string pickle = std::string("\x80\x02\x8a\x0alw\xf9", 8) + pad;
+  CHECK_THAT(read_error(pickle), Contains("Python pickle (protocol 2)") && Contains("save_file"));
+  // A CSV (or any text) file, long or shorter than 8 bytes.
+  CHECK_THAT(read_error("epoch,loss\n0,2.30\n1,1.10\n"),
+             Contains("starts with the text 'epoch,lo'") &&
+                 Contains("8-byte little-endian header length"));
+  CHECK_THAT(read_error("hi\n"), Contains("file is 3 bytes") && Contains("text 'hi\\x0a'"));
+  // gzip, NumPy, HDF5.
+  CHECK_THAT(read_error(std::string("\x1f\x8b\x08\0\0\0\0\0", 8) + pad),
+             Contains("gzip-compressed"));
+  CHECK_THAT(read_error(std::string("\x93NUMPY\x01\0", 8) + pad), Contains("NumPy .npy"));
+  CHECK_THAT(read_error(std::string("\x89HDF\r\n\x1a\n", 8) + pad), Contains("HDF5"));
+  // The empty file.
+  CHECK_THAT(read_error(""), Contains("0 bytes") && Contains("it is empty"));
+  // Unrecognised bytes keep the plain message, with nothing guessed.
+  const std::string other = read_error(le64(100) + R"({"a":1})");
+  CHECK_THAT(other, Contains("header length 100 exceeds the 7 bytes after it"));
+  CHECK(other.find(" it ") == std::string::npos);
+}
+
 TEST_CASE("safetensors: truncated files and impossible header lengths", "[safetensors]") {
   CHECK_THAT(read_error(""), Contains("file is 0 bytes, too short for the 8-byte header length"));
   CHECK_THAT(read_error(std::string("\x10\0\0", 3)), Contains("file is 3 bytes"));
@@ -251,6 +282,9 @@ TEST_CASE("safetensors: truncated files and impossible header lengths", "[safete
              Contains("header length 18446744073709551615"));
   CHECK_THAT(read_error(le64(100) + R"({"a":1})"),
              Contains("header length 100 exceeds the 7 bytes"));
+
+  // The message of an empty file says what was expected.
+  CHECK_THAT(read_error(""), Contains("it is empty") && Contains("expected a safetensors file"));
 
   // A valid file cut short: the header is intact, the last tensor's bytes are not.
   const std::string path = tmp_path("whole.safetensors");
@@ -829,6 +863,6 @@ TEST_CASE("safetensors: write_file_atomic replaces a file whole", "[safetensors]
   CHECK(slurp(path) == std::string("epoch,loss\n0,1.5\n\0", 18));
   CHECK(no_temp_files(path));
   const std::string bad = tmp_path("no_such_dir_2") + "/metrics.csv";
-  CHECK_THAT(error_of([&] { write_file_atomic(bad, "x"); }, bad),
+  CHECK_THAT(error_of<FileError>([&] { write_file_atomic(bad, "x"); }, bad),
              Contains("No such file or directory"));
 }

@@ -34,4 +34,14 @@ void check(bool cond, const char* where, const Args&... what) {
   if (!cond) throw std::invalid_argument(concat(where, ": ", what...));
 }
 
+// The check every backward pass starts with: grad_output has the shape of the output the
+// forward pass produced. "ReLU::backward: grad_output has shape [4, 3], expected the
+// output's shape [4, 5]".
+template <typename I>
+void check_grad_output_shape(const std::vector<I>& grad_output_shape,
+                             const std::vector<I>& output_shape, const char* where) {
+  check(grad_output_shape == output_shape, where, "grad_output has shape ",
+        shape_str(grad_output_shape), ", expected the output's shape ", shape_str(output_shape));
+}
+
 }  // namespace backprop::detail

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// backprop::distributed: data-parallel training over MPI (process group, bucketed gradient all-reduce).
+// backprop::distributed: data-parallel training over MPI (process group, bucketed gradient
+// all-reduce).
 #pragma once
 
 #if !__has_include(<mpi.h>)
@@ -20,9 +21,7 @@
 #include "../detail/error.hpp"
 #include "../module.hpp"
 
-namespace backprop::distributed {
-
-namespace detail {
+namespace backprop::detail {
 
 template <typename U>
 MPI_Datatype mpi_type() {
@@ -41,10 +40,13 @@ inline void check_mpi(int rc, const char* where) {
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
   MPI_Error_string(rc, text, &length);
-  throw std::runtime_error(backprop::detail::concat(where, ": ", std::string(text, length)));
+  throw std::runtime_error(
+      detail::concat(where, ": ", std::string(text, static_cast<std::size_t>(length))));
 }
 
-}  // namespace detail
+}  // namespace backprop::detail
+
+namespace backprop::distributed {
 
 enum class ReduceOp { SUM, MIN, MAX };
 
@@ -60,7 +62,8 @@ class ProcessGroup {
     MPI_Initialized(&initialized);
     if (!initialized) {
       int provided = 0;
-      detail::check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+      detail::check_mpi(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided),
+                        "MPI_Init_thread");
       owner_ = true;
     }
     MPI_Comm_rank(comm_, &rank_);
@@ -95,21 +98,22 @@ class ProcessGroup {
 /// Example: double sums[2] = {loss, correct}; all_reduce(sums, 2, world);
 template <typename U>
 void all_reduce(U* data, Index count, const ProcessGroup& group, ReduceOp op = ReduceOp::SUM) {
-  backprop::detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
                           "distributed::all_reduce", "count must be in [0, INT_MAX], got ", count);
   const MPI_Op mpi_op = op == ReduceOp::SUM ? MPI_SUM : op == ReduceOp::MIN ? MPI_MIN : MPI_MAX;
-  detail::check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), detail::mpi_type<U>(),
-                              mpi_op, group.comm()),
-                "MPI_Allreduce");
+  detail::check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count),
+                                  detail::mpi_type<U>(), mpi_op, group.comm()),
+                    "MPI_Allreduce");
 }
 
 /// Every rank's data becomes root's (torch.distributed.broadcast).
 template <typename U>
 void broadcast(U* data, Index count, const ProcessGroup& group, int root = 0) {
-  backprop::detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
                           "distributed::broadcast", "count must be in [0, INT_MAX], got ", count);
-  detail::check_mpi(MPI_Bcast(data, static_cast<int>(count), detail::mpi_type<U>(), root, group.comm()),
-                "MPI_Bcast");
+  detail::check_mpi(
+      MPI_Bcast(data, static_cast<int>(count), detail::mpi_type<U>(), root, group.comm()),
+      "MPI_Bcast");
 }
 
 /// What DistributedDataParallel has sent since construction or reset_stats().
@@ -140,7 +144,7 @@ class DistributedDataParallel : public Module<T> {
  public:
   DistributedDataParallel(Module<T>& module, const ProcessGroup& group, double bucket_cap_mb = 25)
       : module_(&module), group_(&group) {
-    backprop::detail::check(bucket_cap_mb > 0, "DistributedDataParallel",
+    detail::check(bucket_cap_mb > 0, "DistributedDataParallel",
                             "bucket_cap_mb must be > 0, got ", bucket_cap_mb);
     for (const StateEntry<T>& e : module.state_dict()) {
       if (e.grad) grads_.push_back(e.grad);
@@ -161,9 +165,9 @@ class DistributedDataParallel : public Module<T> {
     broadcast(root, 3, group);
     std::int64_t mismatch = !std::equal(sizes, sizes + 3, root);
     all_reduce(&mismatch, 1, group, ReduceOp::MAX);
-    backprop::detail::check(mismatch == 0, "DistributedDataParallel",
-                            "the replicas differ: rank ", group.rank(), " has ", sizes[0],
-                            " parameter elements, rank 0 has ", root[0], " (same model everywhere?)");
+    detail::check(mismatch == 0, "DistributedDataParallel", "the replicas differ: rank ",
+                  group.rank(), " has ", sizes[0], " parameter elements, rank 0 has ", root[0],
+                  " (same model everywhere?)");
     broadcast_state();
   }
 

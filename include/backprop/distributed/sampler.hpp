@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../detail/error.hpp"
-#include "../io/mnist.hpp"
+#include "../io/data_loader.hpp"
 #include "../tensor.hpp"
 
 namespace backprop::distributed {
@@ -28,9 +30,9 @@ class DistributedSampler {
  public:
   DistributedSampler(Index dataset_size, int num_replicas, int rank, bool drop_last = false)
       : size_(dataset_size), num_replicas_(num_replicas), rank_(rank) {
-    backprop::detail::check(dataset_size >= 0, "DistributedSampler",
+    detail::check(dataset_size >= 0, "DistributedSampler",
                             "dataset_size must be >= 0, got ", dataset_size);
-    backprop::detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas,
+    detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas,
                             "DistributedSampler", "expected 0 <= rank < num_replicas, got rank ",
                             rank, " of ", num_replicas);
     num_samples_ = drop_last ? size_ / num_replicas : (size_ + num_replicas - 1) / num_replicas;
@@ -46,8 +48,8 @@ class DistributedSampler {
   /// This rank's samples of the epoch whose order (a permutation of 0..N-1) is given, into
   /// out, resized to num_samples(): no allocation once out has the capacity.
   void shard(const std::vector<Index>& order, std::vector<Index>& out) const {
-    backprop::detail::check(static_cast<Index>(order.size()) == size_, "DistributedSampler::shard",
-                            "order has ", order.size(), " entries, expected dataset_size = ", size_);
+    detail::check(static_cast<Index>(order.size()) == size_, "DistributedSampler::shard",
+                  "order has ", order.size(), " entries, expected dataset_size = ", size_);
     out.resize(static_cast<std::size_t>(num_samples_));
     for (Index k = 0; k < num_samples_; ++k)
       out[static_cast<std::size_t>(k)] =
@@ -59,9 +61,9 @@ class DistributedSampler {
   int num_replicas_, rank_;
 };
 
-/// io::DataLoader for one rank of a data-parallel job: the same per-epoch shuffle on every
-/// rank (an io::DataLoader over the whole dataset, with the same seed, gives the order),
-/// sharded by DistributedSampler, served in batches of batch_size. Every rank has the same
+/// io::DataLoader for one rank of a data-parallel job: the loader's per-epoch shuffle of the
+/// whole dataset, the same on every rank (same seed, same epoch), sharded by
+/// DistributedSampler and served in batches of batch_size. Every rank has the same
 /// num_batches(), and its last batch the same size, so the collectives after each backward
 /// pair up. With W ranks of batch size B the global batch is W * B, and batch b of all ranks
 /// together is batch b of io::DataLoader(dataset, W * B, shuffle, seed), up to padding.
@@ -70,78 +72,52 @@ class DistributedSampler {
 /// Example:
 ///   DistributedDataLoader<float> loader(train, 64, world.world_size(), world.rank(), true, seed);
 ///   loader.set_epoch(epoch);
-///   for (Index b = 0; b < loader.num_batches(); ++b) { const io::Batch<float>& x = loader.batch(b); }
-template <typename T>
-class DistributedDataLoader {
+///   for (Index b = 0; b < loader.num_batches(); ++b) { const io::Batch<float>& x =
+///   loader.batch(b); }
+template <typename T, typename Target = std::int64_t>
+class DistributedDataLoader : public io::DataLoader<T, Target> {
  public:
-  DistributedDataLoader(const Tensor<T>& images, const Tensor<std::int64_t>& labels,
+  DistributedDataLoader(const Tensor<T>& images, const Tensor<Target>& labels,
                         Index batch_size, int num_replicas, int rank, bool shuffle = false,
                         std::uint64_t seed = 0, bool drop_last = false)
-      // The whole-dataset loader is only asked for order(): batch size 1 keeps its unused
-      // batch buffer small.
-      : order_(images, labels, 1, shuffle, seed),
-        sampler_(labels.numel(), num_replicas, rank),
-        images_(&images),
-        labels_(&labels),
-        batch_size_(batch_size) {
-    backprop::detail::check(batch_size > 0, "DistributedDataLoader",
-                            "batch_size must be > 0, got ", batch_size);
-    const Index n = sampler_.num_samples(), f = images.size(1);
-    num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
-    const Index last = drop_last || n % batch_size == 0 ? batch_size : n % batch_size;
-    full_shape_ = {batch_size, f};
-    last_shape_ = {last, f};
-    full_labels_shape_ = {batch_size};
-    last_labels_shape_ = {last};
-    batch_.images.resize(full_shape_);
-    batch_.labels.resize(full_labels_shape_);
-    indices_.reserve(static_cast<std::size_t>(n));
-    set_epoch(0);
-  }
-  DistributedDataLoader(const io::MnistDataset<T>& dataset, Index batch_size, int num_replicas,
-                        int rank, bool shuffle = false, std::uint64_t seed = 0,
-                        bool drop_last = false)
+      : DistributedDataLoader(DistributedSampler(labels.dim() >= 1 ? labels.size(0) : 0,
+                                                 num_replicas, rank),
+                              images, labels, batch_size, shuffle, seed, drop_last) {}
+  template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
+  DistributedDataLoader(const Dataset& dataset, Index batch_size, int num_replicas, int rank,
+                        bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)
       : DistributedDataLoader(dataset.images(), dataset.labels(), batch_size, num_replicas, rank,
                               shuffle, seed, drop_last) {}
   // The loader points into the dataset: a temporary would dangle.
-  DistributedDataLoader(io::MnistDataset<T>&&, Index, int, int, bool = false, std::uint64_t = 0,
+  template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images()),
+            typename = std::enable_if_t<!std::is_lvalue_reference_v<Dataset>>>
+  DistributedDataLoader(Dataset&&, Index, int, int, bool = false, std::uint64_t = 0,
                         bool = false) = delete;
+  // The base loader points at this object's shard.
+  DistributedDataLoader(const DistributedDataLoader&) = delete;
+  DistributedDataLoader& operator=(const DistributedDataLoader&) = delete;
 
-  /// Epoch e's order, the same on every rank, and this rank's shard of it.
-  void set_epoch(std::uint64_t epoch) {
-    order_.set_epoch(epoch);
-    sampler_.shard(order_.order(), indices_);
-  }
-  std::uint64_t epoch() const { return order_.epoch(); }
-
-  Index num_batches() const { return num_batches_; }
-  Index batch_size() const { return batch_size_; }
-  /// This rank's samples per epoch (the last partial batch included unless drop_last).
-  Index num_samples() const { return std::min(sampler_.num_samples(), num_batches_ * batch_size_); }
-  const DistributedSampler& sampler() const { return sampler_; }
-  /// This epoch's samples of this rank, in the order they are served.
-  const std::vector<Index>& indices() const { return indices_; }
-
-  /// Batch b of this epoch: rows indices()[b*B .. b*B + size) of the dataset. Always the
-  /// same object, refilled.
-  const io::Batch<T>& batch(Index b) {
-    backprop::detail::check(b >= 0 && b < num_batches_, "DistributedDataLoader::batch", "batch ",
-                            b, " out of range for ", num_batches_, " batches");
-    const bool last = b == num_batches_ - 1;
-    batch_.gather(*images_, *labels_, indices_.data() + b * batch_size_,
-                  last ? last_shape_ : full_shape_, last ? last_labels_shape_ : full_labels_shape_);
-    return batch_;
-  }
+  const DistributedSampler& sampler() const { return shard_.sampler; }
 
  private:
-  io::DataLoader<T> order_;  // the whole dataset's shuffle: every rank computes the same
-  DistributedSampler sampler_;
-  const Tensor<T>* images_;
-  const Tensor<std::int64_t>* labels_;
-  Index batch_size_, num_batches_ = 0;
-  Shape full_shape_, last_shape_, full_labels_shape_, last_labels_shape_;
-  std::vector<Index> indices_;
-  io::Batch<T> batch_;
+  struct RankShard : io::DataLoader<T, Target>::Shard {
+    explicit RankShard(const DistributedSampler& s) : sampler(s) {}
+    void select(const std::vector<Index>& order, std::vector<Index>& out) const override {
+      sampler.shard(order, out);
+    }
+    DistributedSampler sampler;
+  };
+
+  DistributedDataLoader(const DistributedSampler& sampler, const Tensor<T>& images,
+                        const Tensor<Target>& labels, Index batch_size, bool shuffle,
+                        std::uint64_t seed, bool drop_last)
+      : io::DataLoader<T, Target>(images, labels, batch_size, shuffle, seed, drop_last, &shard_,
+                                  sampler.num_samples(), "DistributedDataLoader"),
+        shard_(sampler) {
+    this->set_epoch(0);
+  }
+
+  RankShard shard_;
 };
 
 }  // namespace backprop::distributed

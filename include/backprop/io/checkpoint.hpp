@@ -47,40 +47,41 @@ struct CheckpointState {
   Metadata metadata;                 // all metadata, including the caller's extra entries
 };
 
-namespace detail::checkpoint {
-namespace st = detail::safetensors;
+}  // namespace backprop::io
 
-inline constexpr const char* kBufferPrefix = "optimizer.momentum_buffer.";
+namespace backprop::detail {
+
+inline constexpr const char* kMomentumBufferPrefix = "optimizer.momentum_buffer.";
 
 // The model's tensors as the writer wants them: state_dict names, F32/F64 or I64.
 template <typename T>
-std::vector<TensorRef> state_refs(Module<T>& module) {
-  std::vector<TensorRef> refs;
+std::vector<io::TensorRef> state_refs(Module<T>& module) {
+  std::vector<io::TensorRef> refs;
   for (const StateEntry<T>& e : module.state_dict())
-    std::visit([&](const auto* t) { refs.push_back(tensor_ref(e.name, *t)); }, e.tensor);
+    std::visit([&](const auto* t) { refs.push_back(io::tensor_ref(e.name, *t)); }, e.tensor);
   return refs;
 }
 
 // A copy planned while validating and done only once everything is known to fit, so that a
 // failed load leaves the model untouched (PyTorch's load_state_dict is not all-or-nothing).
-struct Copy {
+struct StateCopy {
   void* dst;
-  const SafetensorsTensor* src;
+  const io::SafetensorsTensor* src;
 };
 
-inline void check_fits(const SafetensorsFile& file, const SafetensorsTensor& t, Dtype dtype,
+inline void check_fits(const io::SafetensorsFile& file, const io::SafetensorsTensor& t, io::Dtype dtype,
                        const Shape& shape, const char* owner) {
   if (t.dtype != dtype)
-    st::fail(file.path, "tensor ", st::quote(t.name), " has dtype ", dtype_name(t.dtype),
-             " in the file, the ", owner, " expects ", dtype_name(dtype));
+    safetensors_fail(file.path, "tensor ", quote(t.name), " has dtype ", io::dtype_name(t.dtype),
+             " in the file, the ", owner, " expects ", io::dtype_name(dtype));
   if (t.shape != shape)
-    st::fail(file.path, "tensor ", st::quote(t.name), " has shape ",
-             backprop::detail::shape_str(t.shape), " in the file, the ", owner, " expects ",
-             backprop::detail::shape_str(shape));
+    safetensors_fail(file.path, "tensor ", quote(t.name), " has shape ",
+             shape_str(t.shape), " in the file, the ", owner, " expects ",
+             shape_str(shape));
 }
 
 inline std::string first_of(const std::vector<std::string>& names) {
-  std::string s = st::quote(names.front());
+  std::string s = quote(names.front());
   if (names.size() > 1) s += " (and " + std::to_string(names.size() - 1) + " more)";
   return s;
 }
@@ -88,11 +89,11 @@ inline std::string first_of(const std::vector<std::string>& names) {
 // Validates the file against the model and returns the copies to make. `claimed` names
 // file tensors someone else (the checkpoint loader) takes, which are then not unexpected.
 template <typename T>
-std::vector<Copy> plan(const SafetensorsFile& file, Module<T>& module, const LoadOptions& options,
-                       LoadResult& result, const std::unordered_set<std::string>& claimed = {}) {
-  std::unordered_map<std::string, const SafetensorsTensor*> by_name;
-  for (const SafetensorsTensor& t : file.tensors) by_name.emplace(t.name, &t);
-  std::vector<Copy> copies;
+std::vector<StateCopy> plan_state_load(const io::SafetensorsFile& file, Module<T>& module, const io::LoadOptions& options,
+                       io::LoadResult& result, const std::unordered_set<std::string>& claimed = {}) {
+  std::unordered_map<std::string, const io::SafetensorsTensor*> by_name;
+  for (const io::SafetensorsTensor& t : file.tensors) by_name.emplace(t.name, &t);
+  std::vector<StateCopy> copies;
   std::unordered_set<std::string> known;
   for (const StateEntry<T>& e : module.state_dict()) {
     known.insert(e.name);
@@ -104,29 +105,29 @@ std::vector<Copy> plan(const SafetensorsFile& file, Module<T>& module, const Loa
     std::visit(
         [&](auto* t) {
           using U = typename std::remove_pointer_t<decltype(t)>::Scalar;
-          check_fits(file, *it->second, dtype_of<U>(), t->shape(), "model");
+          check_fits(file, *it->second, io::dtype_of<U>(), t->shape(), "model");
           copies.push_back({t->data(), it->second});
         },
         e.tensor);
   }
-  for (const SafetensorsTensor& t : file.tensors) {
+  for (const io::SafetensorsTensor& t : file.tensors) {
     if (known.count(t.name) || claimed.count(t.name)) continue;
     if (options.ignore_optimizer && t.name.rfind("optimizer.", 0) == 0) continue;
     result.unexpected_keys.push_back(t.name);
   }
   if (options.strict && !result.missing_keys.empty())
-    st::fail(file.path, "tensor ", first_of(result.missing_keys),
+    safetensors_fail(file.path, "tensor ", first_of(result.missing_keys),
              " of the model is missing from the file");
   if (options.strict && !result.unexpected_keys.empty())
-    st::fail(file.path, "unexpected tensor ", first_of(result.unexpected_keys),
+    safetensors_fail(file.path, "unexpected tensor ", first_of(result.unexpected_keys),
              " in the file: the model has no such key");
   return copies;
 }
 
-// Cannot fail: every size was checked by plan().
-inline void commit(const std::vector<Copy>& copies) noexcept {
-  for (const Copy& c : copies)
-    st::copy_le(c.dst, c.src->data.data(), c.src->data.size(), dtype_size(c.src->dtype));
+// Cannot fail: every size was checked by plan_state_load().
+inline void commit_state_load(const std::vector<StateCopy>& copies) noexcept {
+  for (const StateCopy& c : copies)
+    copy_le(c.dst, c.src->data.data(), c.src->data.size(), io::dtype_size(c.src->dtype));
 }
 
 // Metadata values are strings; these print and parse them exactly, in the "C" locale
@@ -148,10 +149,10 @@ inline std::string format_double(double v) {
 }
 
 template <typename Number>
-Number parse(const SafetensorsFile& file, const std::string& key) {
+Number parse_metadata_number(const io::SafetensorsFile& file, const std::string& key) {
   const auto it = file.metadata.find(key);
   if (it == file.metadata.end())
-    st::fail(file.path, "metadata ", st::quote(key), " is missing (saved by save_checkpoint?)");
+    safetensors_fail(file.path, "metadata ", quote(key), " is missing (saved by save_checkpoint?)");
   const std::string& s = it->second;
   std::istringstream in(s);
   in.imbue(std::locale::classic());
@@ -159,11 +160,13 @@ Number parse(const SafetensorsFile& file, const std::string& key) {
   const bool digit_first = !s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) ||
                                           (s[0] == '-' && std::is_signed_v<Number>));
   if (!digit_first || !(in >> v) || in.peek() != std::char_traits<char>::eof())
-    st::fail(file.path, "metadata ", st::quote(key), " is ", st::quote(s), ", not a number");
+    safetensors_fail(file.path, "metadata ", quote(key), " is ", quote(s), ", not a number");
   return v;
 }
 
-}  // namespace detail::checkpoint
+}  // namespace backprop::detail
+
+namespace backprop::io {
 
 /// Saves the model's state_dict: one tensor per key, named exactly as PyTorch names it
 /// ("layer1.0.weight", "layer1.1.running_mean", ...), F32 for Module<float>, F64 for
@@ -174,7 +177,7 @@ Number parse(const SafetensorsFile& file, const std::string& key) {
 template <typename T>
 void save_state_dict(const std::string& path, Module<T>& module, Metadata metadata = {}) {
   metadata.emplace("format", "pt");
-  write_safetensors(path, detail::checkpoint::state_refs(module), metadata);
+  write_safetensors(path, detail::state_refs(module), metadata);
 }
 
 /// Loads a state_dict file into the model, as PyTorch's model.load_state_dict(): strict by
@@ -188,10 +191,10 @@ template <typename T>
 LoadResult load_state_dict(const SafetensorsFile& file, Module<T>& module,
                            const LoadOptions& options = {}) {
   LoadResult result;
-  const std::vector<detail::checkpoint::Copy> copies =
-      detail::checkpoint::plan(file, module, options, result);
+  const std::vector<detail::StateCopy> copies =
+      detail::plan_state_load(file, module, options, result);
   result.metadata = file.metadata;
-  detail::checkpoint::commit(copies);
+  detail::commit_state_load(copies);
   return result;
 }
 template <typename T>
@@ -211,27 +214,26 @@ LoadResult load_state_dict(const std::string& path, Module<T>& module,
 template <typename T>
 void save_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
                      std::int64_t epoch, const Generator& generator, const Metadata& extra = {}) {
-  namespace cp = detail::checkpoint;
   Metadata metadata = {{"format", "pt"},
                        {"backprop.checkpoint", "1"},
                        {"epoch", std::to_string(epoch)},
                        {"optimizer", "SGD"},
-                       {"optimizer.lr", cp::format_double(optimizer.lr())},
-                       {"optimizer.momentum", cp::format_double(optimizer.momentum())}};
+                       {"optimizer.lr", detail::format_double(optimizer.lr())},
+                       {"optimizer.momentum", detail::format_double(optimizer.momentum())}};
   for (int i = 0; i < 4; ++i)
-    metadata["generator.state." + std::to_string(i)] = std::to_string(generator.state()[i]);
+    metadata["generator.state." + std::to_string(i)] = std::to_string(generator.state()[static_cast<std::size_t>(i)]);
   for (const auto& [key, value] : extra)
     if (!metadata.emplace(key, value).second)
-      cp::st::fail(path, "extra metadata key ", cp::st::quote(key), " is reserved");
+      detail::safetensors_fail(path, "extra metadata key ", detail::quote(key), " is reserved");
 
-  std::vector<TensorRef> refs = cp::state_refs(module);
+  std::vector<TensorRef> refs = detail::state_refs(module);
   const std::vector<Parameter<T>>& params = optimizer.parameters();
   std::vector<Tensor<T>>& buffers = optimizer.momentum_buffer();
   if (!buffers.empty() && buffers.size() != params.size())
-    cp::st::fail(path, "the optimizer has ", buffers.size(), " momentum buffers for ",
+    detail::safetensors_fail(path, "the optimizer has ", buffers.size(), " momentum buffers for ",
                  params.size(), " parameters");
   for (std::size_t i = 0; i < buffers.size(); ++i)
-    refs.push_back(tensor_ref(cp::kBufferPrefix + params[i].name, buffers[i]));
+    refs.push_back(tensor_ref(detail::kMomentumBufferPrefix + params[i].name, buffers[i]));
   write_safetensors(path, refs, metadata);
 }
 
@@ -244,23 +246,22 @@ void save_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimiz
 template <typename T>
 CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
                                 Generator& generator) {
-  namespace cp = detail::checkpoint;
   const SafetensorsFile file = read_safetensors(path);
   const auto marker = file.metadata.find("backprop.checkpoint");
   if (marker == file.metadata.end() || marker->second != "1")
-    cp::st::fail(path,
+    detail::safetensors_fail(path,
                  "not a backprop checkpoint (no metadata 'backprop.checkpoint': '1'); "
                  "a weights-only file loads with load_state_dict");
-  CheckpointState state{cp::parse<std::int64_t>(file, "epoch"),
-                        cp::parse<double>(file, "optimizer.lr"),
+  CheckpointState state{detail::parse_metadata_number<std::int64_t>(file, "epoch"),
+                        detail::parse_metadata_number<double>(file, "optimizer.lr"),
                         {},
                         file.metadata};
   for (int i = 0; i < 4; ++i)
     state.generator_state[static_cast<std::size_t>(i)] =
-        cp::parse<std::uint64_t>(file, "generator.state." + std::to_string(i));
+        detail::parse_metadata_number<std::uint64_t>(file, "generator.state." + std::to_string(i));
   if (!(state.lr >= 0))
-    cp::st::fail(path, "metadata 'optimizer.lr' is ",
-                 cp::st::quote(file.metadata.at("optimizer.lr")), ", not a non-negative number");
+    detail::safetensors_fail(path, "metadata 'optimizer.lr' is ",
+                 detail::quote(file.metadata.at("optimizer.lr")), ", not a non-negative number");
 
   // Momentum buffers, built aside (this allocates) and swapped in at the end.
   std::unordered_set<std::string> claimed;
@@ -268,29 +269,29 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<
   std::vector<Tensor<T>> buffers;
   std::vector<std::string> absent;
   for (const Parameter<T>& p : params) {
-    const std::string name = cp::kBufferPrefix + p.name;
+    const std::string name = detail::kMomentumBufferPrefix + p.name;
     const SafetensorsTensor* t = file.find(name);
     if (!t) {
       absent.push_back(name);
       continue;
     }
-    cp::check_fits(file, *t, dtype_of<T>(), p.value->shape(), "optimizer");
+    detail::check_fits(file, *t, dtype_of<T>(), p.value->shape(), "optimizer");
     claimed.insert(name);
     buffers.push_back(file.get<T>(name));
   }
   if (!buffers.empty() && !absent.empty())
-    cp::st::fail(path, "tensor ", cp::first_of(absent),
+    detail::safetensors_fail(path, "tensor ", detail::first_of(absent),
                  " is missing: the file has momentum buffers for only some parameters");
   for (const SafetensorsTensor& t : file.tensors)
     if (t.name.rfind("optimizer.", 0) == 0 && !claimed.count(t.name))
-      cp::st::fail(path, "unexpected tensor ", cp::st::quote(t.name),
+      detail::safetensors_fail(path, "unexpected tensor ", detail::quote(t.name),
                    " in the file: the optimizer has no such parameter");
 
   LoadResult ignored;
-  const std::vector<cp::Copy> copies =
-      cp::plan(file, module, LoadOptions{true, false}, ignored, claimed);
+  const std::vector<detail::StateCopy> copies =
+      detail::plan_state_load(file, module, LoadOptions{true, false}, ignored, claimed);
   // Nothing below can fail.
-  cp::commit(copies);
+  detail::commit_state_load(copies);
   optimizer.momentum_buffer().swap(buffers);
   optimizer.set_lr(state.lr);
   generator.set_state(state.generator_state);

@@ -17,16 +17,9 @@
 
 #include "../detail/error.hpp"
 #include "../tensor.hpp"
+#include "error.hpp"
 
 namespace backprop::io {
-
-/// A data file is missing, unreadable or malformed. The message is one line,
-/// "<path>: <problem>", e.g. "data/mnist/t10k-labels-idx1-ubyte: truncated: header says
-/// 10000 items but file holds 9990".
-class DataError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 /// The contents of an unsigned-byte IDX file: its dimensions and prod(shape) bytes, row-major.
 struct IdxArray {
@@ -34,20 +27,23 @@ struct IdxArray {
   std::vector<std::uint8_t> data;  // shape[0] items of prod(shape[1:]) bytes each
 };
 
-namespace detail::idx {
+}  // namespace backprop::io
 
-[[noreturn]] inline void fail(const std::string& path, const std::string& problem) {
-  throw DataError(path + ": " + problem);
+namespace backprop::detail {
+
+template <typename... Args>
+[[noreturn]] void idx_fail(const std::string& path, const Args&... what) {
+  fail<io::DataError>(path, what...);
 }
 
 // The bytes of a file in order, inflated on the fly when it starts with gzip's 1f 8b (the
 // content decides, not the name). Raw files also know how many bytes are left, so the
 // reader can check a header against the file size before it allocates anything.
-class ByteSource {
+class IdxByteSource {
  public:
-  explicit ByteSource(const std::string& path)
+  explicit IdxByteSource(const std::string& path)
       : path_(path), file_(std::fopen(path.c_str(), "rb")) {
-    if (!file_) fail(path, backprop::detail::concat("cannot open: ", std::strerror(errno)));
+    if (!file_) idx_fail(path, concat("cannot open: ", std::strerror(errno)));
     std::uint8_t sniff[2] = {0, 0};
     const std::size_t n = std::fread(sniff, 1, 2, file_.get());
     if (n < 2 && std::ferror(file_.get())) read_error();
@@ -57,7 +53,7 @@ class ByteSource {
       in_.resize(1 << 16);
       zs_ = std::make_unique<z_stream>();
       // 15 + 16: a 32 KiB window and a gzip (not zlib) wrapper, with its CRC-32 checked.
-      if (inflateInit2(zs_.get(), 15 + 16) != Z_OK) fail(path, "cannot start zlib's inflate");
+      if (inflateInit2(zs_.get(), 15 + 16) != Z_OK) idx_fail(path, "cannot start zlib's inflate");
     } else {
       if (std::fseek(file_.get(), 0, SEEK_END) != 0) read_error();
       const long size = std::ftell(file_.get());
@@ -65,11 +61,11 @@ class ByteSource {
       left_ = static_cast<std::uint64_t>(size);
     }
   }
-  ~ByteSource() {
+  ~IdxByteSource() {
     if (zs_) inflateEnd(zs_.get());
   }
-  ByteSource(const ByteSource&) = delete;
-  ByteSource& operator=(const ByteSource&) = delete;
+  IdxByteSource(const IdxByteSource&) = delete;
+  IdxByteSource& operator=(const IdxByteSource&) = delete;
 
   bool gzip() const { return gzip_; }
   // Bytes still to come: exact for raw files; gzip can only tell by inflating them.
@@ -88,7 +84,7 @@ class ByteSource {
   };
 
   [[noreturn]] void read_error() const {
-    fail(path_, backprop::detail::concat("read error: ", std::strerror(errno)));
+    idx_fail(path_, concat("read error: ", std::strerror(errno)));
   }
 
   // Reads up to n bytes of the file itself; fewer only at its end.
@@ -124,10 +120,10 @@ class ByteSource {
       if (rc == Z_STREAM_END) {
         end_of_member();
       } else if (rc == Z_BUF_ERROR && no_input) {
-        fail(path_, "truncated gzip stream: the file ends before the gzip trailer");
+        idx_fail(path_, "truncated gzip stream: the file ends before the gzip trailer");
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        fail(path_,
-             backprop::detail::concat("corrupt gzip data: ", zs_->msg ? zs_->msg : zError(rc)));
+        idx_fail(path_,
+             concat("corrupt gzip data: ", zs_->msg ? zs_->msg : zError(rc)));
       }
     }
     return got;
@@ -145,7 +141,7 @@ class ByteSource {
       inflateReset(zs_.get());
       return;
     }
-    fail(path_, "trailing garbage after the gzip stream");
+    idx_fail(path_, "trailing garbage after the gzip stream");
   }
 
   std::string path_;
@@ -182,7 +178,7 @@ inline const char* idx_type_name(std::uint8_t type) {
 }
 
 // "items" or "items of 28x28 bytes": how a truncation message describes shape[0] and the rest.
-inline std::string items_str(const Shape& shape) {
+inline std::string idx_items_str(const Shape& shape) {
   std::string s = "items";
   for (std::size_t d = 1; d < shape.size(); ++d)
     s += (d == 1 ? " of " : "x") + std::to_string(shape[d]);
@@ -190,62 +186,57 @@ inline std::string items_str(const Shape& shape) {
 }
 
 // "59990" or "59999 items and 774 bytes": how many whole items `bytes` of data make.
-inline std::string held_str(std::uint64_t bytes, std::uint64_t item_bytes, std::size_t rank) {
-  if (item_bytes == 0) return backprop::detail::concat(bytes, " bytes");
+inline std::string idx_held_str(std::uint64_t bytes, std::uint64_t item_bytes, std::size_t rank) {
+  if (item_bytes == 0) return concat(bytes, " bytes");
   const std::uint64_t items = bytes / item_bytes, rest = bytes % item_bytes;
   if (rest == 0) return std::to_string(items) + (rank > 1 ? " items" : "");
-  return backprop::detail::concat(items, " items and ", rest, " bytes");
+  return concat(items, " items and ", rest, " bytes");
 }
 
-}  // namespace detail::idx
+}  // namespace backprop::detail
 
-/// Reads an IDX file of unsigned bytes (http://yann.lecun.com/exdb/mnist/): the magic
-/// 00 00 08 <rank>, rank big-endian uint32 dimensions, then the bytes. Gzip-compressed files
-/// are recognised by their content (1f 8b) and inflated. Accepts ranks 1 to 4; callers check
-/// the rank they need. Everything is validated before the data is allocated: the magic, the
-/// dimensions (their product must fit in an Index) and, for raw files, the file size; a gzip
-/// file is inflated in growing chunks, so a header claiming more data than the file inflates
-/// to allocates at most max(1 MiB, twice what is really there). Data past the header's
-/// count (raw or inflated) and garbage after the gzip stream are errors, not ignored.
-/// Throws DataError("<path>: <problem>").
-/// Example: IdxArray labels = read_idx("data/mnist/train-labels-idx1-ubyte.gz");
-inline IdxArray read_idx(const std::string& path) {
-  namespace idx = detail::idx;
-  using backprop::detail::concat;
-  using idx::fail;
-  idx::ByteSource in(path);
+namespace backprop::io {
 
+}  // namespace backprop::io
+
+namespace backprop::detail {
+
+// Step 1 of read_idx: the magic number 00 00 08 <rank>; returns the rank.
+inline std::size_t read_idx_magic(const std::string& path, IdxByteSource& in) {
   std::uint8_t magic[4];
-  const std::size_t got_magic = in.read(magic, 4);
-  if (got_magic < 4)
-    fail(path, concat("truncated: file ", in.holds(), " ", got_magic,
-                      " bytes, too short for the 4-byte IDX magic number"));
-  const std::uint32_t magic_value = (std::uint32_t{magic[0]} << 24) |
-                                    (std::uint32_t{magic[1]} << 16) |
-                                    (std::uint32_t{magic[2]} << 8) | magic[3];
+  const std::size_t got = in.read(magic, 4);
+  if (got < 4)
+    idx_fail(path, "truncated: file ", in.holds(), " ", got,
+             " bytes, too short for the 4-byte IDX magic number");
+  const std::uint32_t value = (std::uint32_t{magic[0]} << 24) | (std::uint32_t{magic[1]} << 16) |
+                              (std::uint32_t{magic[2]} << 8) | magic[3];
   // A type byte IDX never uses means this is no IDX file at all, rather than one of
   // another element type.
   const bool idx_type =
       magic[2] == 0x08 || magic[2] == 0x09 || (magic[2] >= 0x0B && magic[2] <= 0x0E);
   if (magic[0] != 0 || magic[1] != 0 || !idx_type)
-    fail(path, concat("bad magic number ", idx::hex32(magic_value),
-                      ", expected 0x00000801 (labels) or 0x00000803 (images)"));
+    idx_fail(path, "bad magic number ", hex32(value),
+             ", expected 0x00000801 (labels) or 0x00000803 (images)");
   if (magic[2] != 0x08)
-    fail(path, concat("unsupported element type 0x", idx::hex32(magic[2]).substr(8), " (",
-                      idx::idx_type_name(magic[2]), ") in magic number ", idx::hex32(magic_value),
-                      ": only unsigned byte (0x08) is supported"));
+    idx_fail(path, "unsupported element type 0x", hex32(magic[2]).substr(8), " (",
+             idx_type_name(magic[2]), ") in magic number ", hex32(value),
+             ": only unsigned byte (0x08) is supported");
   const std::size_t rank = magic[3];
   if (rank < 1 || rank > 4)
-    fail(path,
-         concat("bad magic number ", idx::hex32(magic_value), ": rank ", rank, " is not in 1..4"));
+    idx_fail(path, "bad magic number ", hex32(value), ": rank ", rank, " is not in 1..4");
+  return rank;
+}
 
+// Step 2: rank big-endian uint32 dimensions; returns their product, checked against Index
+// (64-bit: a product of up to four uint32 is checked, not wrapped).
+inline std::uint64_t read_idx_shape(const std::string& path, IdxByteSource& in, std::size_t rank,
+                                    Shape& shape) {
   std::uint8_t dims[16];
-  const std::size_t got_dims = in.read(dims, 4 * rank);
-  if (got_dims < 4 * rank)
-    fail(path, concat("truncated: the header needs ", 4 + 4 * rank, " bytes but the file ",
-                      in.holds(), " ", 4 + got_dims));
-  Shape shape(rank);
-  // Index is 64-bit: a product of up to four uint32 is checked against it, not wrapped.
+  const std::size_t got = in.read(dims, 4 * rank);
+  if (got < 4 * rank)
+    idx_fail(path, "truncated: the header needs ", 4 + 4 * rank, " bytes but the file ",
+             in.holds(), " ", 4 + got);
+  shape.assign(rank, 0);
   const std::uint64_t limit = std::min<std::uint64_t>(std::numeric_limits<Index>::max(),
                                                       std::numeric_limits<std::size_t>::max());
   std::uint64_t numel = 1;
@@ -261,46 +252,70 @@ inline IdxArray read_idx(const std::string& path) {
       numel *= n;
   }
   if (overflow)
-    fail(path, concat("dimensions ", backprop::detail::shape_str(shape),
-                      " hold too many elements: their product overflows a 64-bit size"));
-  const std::uint64_t item_bytes = shape[0] == 0 ? 0 : numel / static_cast<std::uint64_t>(shape[0]);
+    idx_fail(path, "dimensions ", shape_str(shape),
+             " hold too many elements: their product overflows a 64-bit size");
+  return numel;
+}
 
-  auto truncated = [&](std::uint64_t have) {
-    fail(path, concat("truncated: header says ", shape[0], " ", idx::items_str(shape), " but file ",
-                      in.holds(), " ", idx::held_str(have, item_bytes, rank)));
+// Step 3: the numel data bytes into data, and nothing after them. A raw file is checked
+// against its size before the allocation; a gzip file's buffer grows (exactly, by reserve)
+// only as inflated bytes actually arrive, up to the header's count.
+inline void read_idx_data(const std::string& path, IdxByteSource& in, const Shape& shape,
+                          std::uint64_t numel, std::vector<std::uint8_t>& data) {
+  const std::uint64_t item_bytes =
+      shape[0] == 0 ? 0 : numel / static_cast<std::uint64_t>(shape[0]);
+  const auto truncated = [&](std::uint64_t have) {
+    idx_fail(path, "truncated: header says ", shape[0], " ", idx_items_str(shape), " but file ",
+             in.holds(), " ", idx_held_str(have, item_bytes, shape.size()));
   };
-  auto trailing = [&](const std::string& extra) {
-    fail(path,
-         concat("trailing data: file ", in.holds(), " ", extra, " more bytes than the header's ",
-                backprop::detail::shape_str(shape), " needs"));
+  const auto trailing = [&](const std::string& extra) {
+    idx_fail(path, "trailing data: file ", in.holds(), " ", extra,
+             " more bytes than the header's ", shape_str(shape), " needs");
   };
-
-  IdxArray out;
-  out.shape = shape;
   if (!in.gzip()) {
     const std::uint64_t left = in.raw_bytes_left();
     if (left < numel) truncated(left);
     if (left > numel) trailing(std::to_string(left - numel));
-    out.data.resize(static_cast<std::size_t>(numel));
-    const std::size_t got = in.read(out.data.data(), out.data.size());
+    data.resize(static_cast<std::size_t>(numel));
+    const std::size_t got = in.read(data.data(), data.size());
     if (got < numel) truncated(got);  // the file shrank while we read it
-    return out;
+    return;
   }
-  // Gzip: the header cannot be checked against a size we do not know, so the buffer grows
-  // (exactly, by reserve) only as inflated bytes actually arrive, up to the header's count.
   std::size_t have = 0;
   while (have < numel) {
     const std::size_t cap = static_cast<std::size_t>(
         std::min<std::uint64_t>(numel, std::max<std::uint64_t>(2 * have, 1 << 20)));
-    out.data.reserve(cap);
-    out.data.resize(cap);
-    const std::size_t got = in.read(out.data.data() + have, cap - have);
+    data.reserve(cap);
+    data.resize(cap);
+    const std::size_t got = in.read(data.data() + have, cap - have);
     have += got;
     if (have < cap) truncated(have);
   }
   // Reading on to the end also makes zlib check the gzip trailer's CRC-32 and length.
   std::uint8_t extra = 0;
   if (in.read(&extra, 1) != 0) trailing("at least 1");
+}
+
+}  // namespace backprop::detail
+
+namespace backprop::io {
+
+/// Reads an IDX file of unsigned bytes (http://yann.lecun.com/exdb/mnist/): the magic
+/// 00 00 08 <rank>, rank big-endian uint32 dimensions, then the bytes. Gzip-compressed files
+/// are recognised by their content (1f 8b) and inflated. Accepts ranks 1 to 4; callers check
+/// the rank they need. Everything is validated before the data is allocated: the magic, the
+/// dimensions (their product must fit in an Index) and, for raw files, the file size; a gzip
+/// file is inflated in growing chunks, so a header claiming more data than the file inflates
+/// to allocates at most max(1 MiB, twice what is really there). Data past the header's
+/// count (raw or inflated) and garbage after the gzip stream are errors, not ignored.
+/// Throws DataError("<path>: <problem>").
+/// Example: IdxArray labels = read_idx("data/mnist/train-labels-idx1-ubyte.gz");
+inline IdxArray read_idx(const std::string& path) {
+  detail::IdxByteSource in(path);
+  IdxArray out;
+  const std::size_t rank = detail::read_idx_magic(path, in);
+  const std::uint64_t numel = detail::read_idx_shape(path, in, rank, out.shape);
+  detail::read_idx_data(path, in, out.shape, numel, out.data);
   return out;
 }
 

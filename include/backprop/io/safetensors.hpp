@@ -2,22 +2,18 @@
 // backprop::io: read and write safetensors files, validating hostile input, writing atomically.
 #pragma once
 
-// Longer than our ~250-line rule: the format, its validation and the atomic POSIX write are
-// one concept, and each part is only correct together with the others.
+// Longer than our ~250-line rule: the format and its validation are one concept. The atomic
+// write is io/atomic_file.hpp.
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <functional>
 #include <limits>
 #include <map>
@@ -32,16 +28,10 @@
 
 #include "../detail/error.hpp"
 #include "../tensor.hpp"
+#include "atomic_file.hpp"
+#include "error.hpp"
 
 namespace backprop::io {
-
-/// A safetensors file is unreadable, malformed, does not fit a model, or cannot be written.
-/// The message is one line, "<path>: <problem>", naming the tensor or field at fault, e.g.
-/// "ckpt.safetensors: tensor 'fc.weight': data_offsets [0, 40] exceed the 24-byte data buffer".
-class SafetensorsError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // clang-format off
 /// The element types of the format (https://github.com/huggingface/safetensors), as spelled
@@ -50,20 +40,22 @@ enum class Dtype { BOOL, U8, I8, F8_E5M2, F8_E4M3, I16, U16, F16, BF16, I32, U32
                    U64 };
 // clang-format on
 
-namespace detail::safetensors {
+}  // namespace backprop::io
+
+namespace backprop::detail {
 struct DtypeInfo {
-  Dtype dtype;
+  io::Dtype dtype;
   const char* name;
   std::size_t size;
 };
 // clang-format off
 inline constexpr DtypeInfo kDtypes[] = {
-    {Dtype::BOOL, "BOOL", 1}, {Dtype::U8, "U8", 1},     {Dtype::I8, "I8", 1},
-    {Dtype::F8_E5M2, "F8_E5M2", 1},                     {Dtype::F8_E4M3, "F8_E4M3", 1},
-    {Dtype::I16, "I16", 2},   {Dtype::U16, "U16", 2},   {Dtype::F16, "F16", 2},
-    {Dtype::BF16, "BF16", 2}, {Dtype::I32, "I32", 4},   {Dtype::U32, "U32", 4},
-    {Dtype::F32, "F32", 4},   {Dtype::F64, "F64", 8},   {Dtype::I64, "I64", 8},
-    {Dtype::U64, "U64", 8}};
+    {io::Dtype::BOOL, "BOOL", 1}, {io::Dtype::U8, "U8", 1},     {io::Dtype::I8, "I8", 1},
+    {io::Dtype::F8_E5M2, "F8_E5M2", 1},                     {io::Dtype::F8_E4M3, "F8_E4M3", 1},
+    {io::Dtype::I16, "I16", 2},   {io::Dtype::U16, "U16", 2},   {io::Dtype::F16, "F16", 2},
+    {io::Dtype::BF16, "BF16", 2}, {io::Dtype::I32, "I32", 4},   {io::Dtype::U32, "U32", 4},
+    {io::Dtype::F32, "F32", 4},   {io::Dtype::F64, "F64", 8},   {io::Dtype::I64, "I64", 8},
+    {io::Dtype::U64, "U64", 8}};
 // clang-format on
 template <typename T>
 inline constexpr bool kUnsupported = false;
@@ -73,15 +65,17 @@ constexpr bool table_matches_enum() {
   return true;
 }
 static_assert(table_matches_enum(), "kDtypes is indexed by Dtype");
-}  // namespace detail::safetensors
+}  // namespace backprop::detail
+
+namespace backprop::io {
 
 /// As spelled in the header: "F32".
 inline const char* dtype_name(Dtype d) {
-  return detail::safetensors::kDtypes[static_cast<int>(d)].name;
+  return detail::kDtypes[static_cast<int>(d)].name;
 }
 /// Bytes per element.
 inline std::size_t dtype_size(Dtype d) {
-  return detail::safetensors::kDtypes[static_cast<int>(d)].size;
+  return detail::kDtypes[static_cast<int>(d)].size;
 }
 // clang-format off
 /// The dtype of a C++ element type: dtype_of<float>() == Dtype::F32.
@@ -97,7 +91,7 @@ constexpr Dtype dtype_of() {
   else if constexpr (std::is_same_v<T, std::uint16_t>) return Dtype::U16;
   else if constexpr (std::is_same_v<T, std::int8_t>) return Dtype::I8;
   else if constexpr (std::is_same_v<T, std::uint8_t>) return Dtype::U8;
-  else static_assert(detail::safetensors::kUnsupported<T>, "no safetensors dtype for this type");
+  else static_assert(detail::kUnsupported<T>, "no safetensors dtype for this type");
 }
 // clang-format on
 
@@ -145,36 +139,16 @@ TensorRef tensor_ref(std::string name, const Tensor<T>& t) {
   return {std::move(name), dtype_of<T>(), t.shape(), t.data()};
 }
 
-namespace detail::safetensors {
+}  // namespace backprop::io
+
+namespace backprop::detail {
 
 // The reference implementation refuses headers above 100 MB; so do we, before allocating.
-inline constexpr std::uint64_t kMaxHeader = 100'000'000;
-
-// A file name or tensor name from a hostile file, quoted, with control and non-ASCII bytes
-// escaped and the length capped, so that every message stays one readable line.
-inline std::string quote(std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < s.size() && i < 200; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > 200) out += "...";
-  return out + "'";
-}
+inline constexpr std::uint64_t kMaxSafetensorsHeader = 100'000'000;
 
 template <typename... Args>
-[[noreturn]] void fail(const std::string& path, const Args&... what) {
-  std::string msg = backprop::detail::concat(path, ": ", what...);
-  for (char& c : msg)
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';  // one line, whatever the input
-  throw SafetensorsError(msg);
+[[noreturn]] void safetensors_fail(const std::string& path, const Args&... what) {
+  fail<io::SafetensorsError>(path, what...);
 }
 
 inline bool host_is_little_endian() {
@@ -193,24 +167,6 @@ inline void copy_le(void* dst, const void* src, std::size_t n, std::size_t size)
   for (std::size_t i = 0; i + size <= n; i += size) std::reverse(p + i, p + i + size);
 }
 
-// Closes a file descriptor on every path out.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int reset(int fd = -1) {  // closes the old descriptor; returns close()'s result
-    const int rc = fd_ >= 0 ? ::close(fd_) : 0;
-    fd_ = fd;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 // Reads exactly n bytes at offset; the file may have shrunk since fstat, which is an error.
 inline void read_at(const std::string& path, int fd, void* dst, std::size_t n,
                     std::uint64_t offset) {
@@ -218,8 +174,9 @@ inline void read_at(const std::string& path, int fd, void* dst, std::size_t n,
   while (n > 0) {
     const ssize_t r = ::pread(fd, p, std::min<std::size_t>(n, 1 << 30), static_cast<off_t>(offset));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(path, "cannot read: ", std::strerror(errno));
-    if (r == 0) fail(path, "file ended at byte ", offset, " while reading (truncated?)");
+    if (r < 0) safetensors_fail(path, "cannot read: ", std::strerror(errno));
+    if (r == 0)
+      safetensors_fail(path, "file ended at byte ", offset, " while reading (truncated?)");
     p += r;
     n -= static_cast<std::size_t>(r);
     offset += static_cast<std::uint64_t>(r);
@@ -253,223 +210,223 @@ inline std::uint64_t to_u64(const nlohmann::json& v, bool& ok) {
   return ok ? v.get<std::uint64_t>() : 0;
 }
 
-struct Entry {
+struct SafetensorsEntry {
   std::string name;
-  Dtype dtype;
+  io::Dtype dtype;
   Shape shape;
   std::uint64_t begin, end;
 };
 
-// Validates the header against the size of the data buffer; returns the entries sorted by
-// offset. Every rule of the format is checked, so the caller can read blindly afterwards.
-inline std::vector<Entry> parse_header(const std::string& path, const std::string& text,
-                                       std::uint64_t buffer_size, Metadata& metadata) {
+// Step 1 of parse_header: the JSON text, which must be one object with no key twice.
+inline nlohmann::json parse_header_json(const std::string& path, const std::string& text) {
   nlohmann::json header;
   DuplicateKeys duplicates;
   try {
     header = nlohmann::json::parse(text.begin(), text.end(), std::ref(duplicates));
   } catch (const nlohmann::json::exception& e) {
-    fail(path, "header is not valid JSON: ", e.what());
+    safetensors_fail(path, "header is not valid JSON: ", e.what());
   }
-  if (!header.is_object()) fail(path, "header is not a JSON object");
-  if (text.empty() || text[0] != '{') fail(path, "header does not start with '{'");
-  if (duplicates.found) fail(path, "header has the key ", quote(duplicates.first), " twice");
+  if (!header.is_object()) safetensors_fail(path, "header is not a JSON object");
+  if (text.empty() || text[0] != '{') safetensors_fail(path, "header does not start with '{'");
+  if (duplicates.found)
+    safetensors_fail(path, "header has the key ", quote(duplicates.first), " twice");
+  return header;
+}
 
-  std::vector<Entry> entries;
+// Step 2: "__metadata__", an object of strings.
+inline void parse_metadata(const std::string& path, const nlohmann::json& v,
+                           io::Metadata& metadata) {
+  if (!v.is_object()) safetensors_fail(path, "__metadata__ is not a JSON object");
+  for (const auto& m : v.items()) {
+    if (!m.value().is_string())
+      safetensors_fail(path, "__metadata__ value of ", quote(m.key()), " is not a string");
+    metadata[m.key()] = m.value().get<std::string>();
+  }
+}
+
+// Step 3a: a tensor entry has exactly the fields dtype, shape and data_offsets.
+inline void check_entry_fields(const std::string& path, const std::string& t,
+                               const nlohmann::json& v) {
+  if (!v.is_object()) safetensors_fail(path, t, "entry is not a JSON object");
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    if (!v.contains(field)) safetensors_fail(path, t, "missing field '", field, "'");
+  for (const auto& f : v.items())
+    if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
+      safetensors_fail(path, t, "unknown field ", quote(f.key()));
+}
+
+// Step 3b: the dtype, one of the format's names.
+inline io::Dtype parse_dtype(const std::string& path, const std::string& t,
+                             const nlohmann::json& dtype) {
+  if (!dtype.is_string()) safetensors_fail(path, t, "field 'dtype' is not a string");
+  for (const DtypeInfo& info : kDtypes)
+    if (dtype.get_ref<const std::string&>() == info.name) return info.dtype;
+  safetensors_fail(path, t, "unknown dtype ", quote(dtype.get_ref<const std::string&>()));
+}
+
+// Step 3c: the shape, into `shape`; returns numel * dtype size in bytes, with overflow checks:
+// a hostile shape must not wrap around to a small size.
+inline std::uint64_t parse_shape(const std::string& path, const std::string& t,
+                                 const nlohmann::json& json, io::Dtype dtype, Shape& shape) {
+  if (!json.is_array()) safetensors_fail(path, t, "field 'shape' is not an array");
+  std::uint64_t nbytes = io::dtype_size(dtype);
+  bool overflow = false;
+  for (const nlohmann::json& s : json) {
+    bool ok = false;
+    const std::uint64_t dim = to_u64(s, ok);
+    if (!ok)
+      safetensors_fail(path, t, "field 'shape' holds ", s.dump(), ", not a non-negative integer");
+    if (dim > static_cast<std::uint64_t>(std::numeric_limits<Index>::max()))
+      overflow = true;
+    else if (dim != 0 && nbytes > std::numeric_limits<std::uint64_t>::max() / dim)
+      overflow = true;
+    else
+      nbytes *= dim;
+    shape.push_back(static_cast<Index>(std::min<std::uint64_t>(
+        dim, static_cast<std::uint64_t>(std::numeric_limits<Index>::max()))));
+  }
+  if (overflow) safetensors_fail(path, t, "shape ", json.dump(), " has too many elements");
+  return nbytes;
+}
+
+// Step 3d: data_offsets, inside the buffer and exactly as long as the shape needs.
+inline void parse_offsets(const std::string& path, const std::string& t,
+                          const nlohmann::json& offsets, std::uint64_t nbytes,
+                          std::uint64_t buffer_size, SafetensorsEntry& e) {
+  bool ok0 = false, ok1 = false;
+  if (offsets.is_array() && offsets.size() == 2) {
+    e.begin = to_u64(offsets[0], ok0);
+    e.end = to_u64(offsets[1], ok1);
+  }
+  if (!ok0 || !ok1)
+    safetensors_fail(path, t, "field 'data_offsets' is not two non-negative integers: ",
+                     offsets.dump());
+  const std::string where =
+      "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
+  if (e.end < e.begin) safetensors_fail(path, t, where, " end before they begin");
+  if (e.end > buffer_size)
+    safetensors_fail(path, t, where, " exceed the ", buffer_size, "-byte data buffer");
+  if (e.end - e.begin != nbytes)
+    safetensors_fail(path, t, "shape ", shape_str(e.shape), " of ", io::dtype_name(e.dtype),
+                     " needs ", nbytes, " bytes, ", where, " hold ", e.end - e.begin);
+}
+
+// Step 4: the spec requires the tensors to tile the buffer: no overlap, no hole, nothing
+// after. Sorts the entries by offset.
+inline void check_tiling(const std::string& path, std::vector<SafetensorsEntry>& entries,
+                         std::uint64_t buffer_size) {
+  std::sort(entries.begin(), entries.end(),
+            [](const SafetensorsEntry& a, const SafetensorsEntry& b) {
+              return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+            });
+  std::uint64_t covered = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const SafetensorsEntry& e = entries[i];
+    if (e.begin < covered)
+      safetensors_fail(path, "tensor ", quote(e.name), ": data_offsets [", e.begin, ", ", e.end,
+                       "] overlap tensor ", quote(entries[i - 1].name), " at [",
+                       entries[i - 1].begin, ", ", entries[i - 1].end, "]");
+    if (e.begin > covered)
+      safetensors_fail(path, "bytes [", covered, ", ", e.begin,
+                       ") of the data buffer belong to no tensor");
+    covered = e.end;
+  }
+  if (covered != buffer_size)
+    safetensors_fail(path, "bytes [", covered, ", ", buffer_size, ") of the ", buffer_size,
+                     "-byte data buffer belong to no tensor");
+}
+
+// Validates the header against the size of the data buffer; returns the entries sorted by
+// offset. Every rule of the format is checked, so the caller can read blindly afterwards.
+inline std::vector<SafetensorsEntry> parse_header(const std::string& path,
+                                                  const std::string& text,
+                                                  std::uint64_t buffer_size,
+                                                  io::Metadata& metadata) {
+  const nlohmann::json header = parse_header_json(path, text);
+  std::vector<SafetensorsEntry> entries;
   for (const auto& item : header.items()) {
     const std::string& name = item.key();
     const nlohmann::json& v = item.value();
     if (name == "__metadata__") {
-      if (!v.is_object()) fail(path, "__metadata__ is not a JSON object");
-      for (const auto& m : v.items()) {
-        if (!m.value().is_string())
-          fail(path, "__metadata__ value of ", quote(m.key()), " is not a string");
-        metadata[m.key()] = m.value().get<std::string>();
-      }
+      parse_metadata(path, v, metadata);
       continue;
     }
     const std::string t = "tensor " + quote(name) + ": ";
-    if (!v.is_object()) fail(path, t, "entry is not a JSON object");
-    for (const char* field : {"dtype", "shape", "data_offsets"})
-      if (!v.contains(field)) fail(path, t, "missing field '", field, "'");
-    for (const auto& f : v.items())
-      if (f.key() != "dtype" && f.key() != "shape" && f.key() != "data_offsets")
-        fail(path, t, "unknown field ", quote(f.key()));
-
-    Entry e{name, Dtype::U8, {}, 0, 0};
-    const nlohmann::json& dtype = v.at("dtype");
-    if (!dtype.is_string()) fail(path, t, "field 'dtype' is not a string");
-    bool known = false;
-    for (const DtypeInfo& info : kDtypes)
-      if (dtype.get_ref<const std::string&>() == info.name) e.dtype = info.dtype, known = true;
-    if (!known) fail(path, t, "unknown dtype ", quote(dtype.get_ref<const std::string&>()));
-
-    // numel * size with overflow checks: a hostile shape must not wrap around to a small size.
-    const nlohmann::json& shape = v.at("shape");
-    if (!shape.is_array()) fail(path, t, "field 'shape' is not an array");
-    std::uint64_t nbytes = dtype_size(e.dtype);
-    bool overflow = false;
-    for (const nlohmann::json& s : shape) {
-      bool ok = false;
-      const std::uint64_t dim = to_u64(s, ok);
-      if (!ok) fail(path, t, "field 'shape' holds ", s.dump(), ", not a non-negative integer");
-      if (dim > static_cast<std::uint64_t>(std::numeric_limits<Index>::max()))
-        overflow = true;
-      else if (dim != 0 && nbytes > std::numeric_limits<std::uint64_t>::max() / dim)
-        overflow = true;
-      else
-        nbytes *= dim;
-      e.shape.push_back(static_cast<Index>(std::min<std::uint64_t>(
-          dim, static_cast<std::uint64_t>(std::numeric_limits<Index>::max()))));
-    }
-    if (overflow) fail(path, t, "shape ", shape.dump(), " has too many elements");
-
-    const nlohmann::json& offsets = v.at("data_offsets");
-    bool ok0 = false, ok1 = false;
-    if (offsets.is_array() && offsets.size() == 2) {
-      e.begin = to_u64(offsets[0], ok0);
-      e.end = to_u64(offsets[1], ok1);
-    }
-    if (!ok0 || !ok1)
-      fail(path, t, "field 'data_offsets' is not two non-negative integers: ", offsets.dump());
-    const std::string where =
-        "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
-    if (e.end < e.begin) fail(path, t, where, " end before they begin");
-    if (e.end > buffer_size) fail(path, t, where, " exceed the ", buffer_size, "-byte data buffer");
-    if (e.end - e.begin != nbytes)
-      fail(path, t, "shape ", backprop::detail::shape_str(e.shape), " of ", dtype_name(e.dtype),
-           " needs ", nbytes, " bytes, ", where, " hold ", e.end - e.begin);
+    check_entry_fields(path, t, v);
+    SafetensorsEntry e{name, parse_dtype(path, t, v.at("dtype")), {}, 0, 0};
+    const std::uint64_t nbytes = parse_shape(path, t, v.at("shape"), e.dtype, e.shape);
+    parse_offsets(path, t, v.at("data_offsets"), nbytes, buffer_size, e);
     entries.push_back(std::move(e));
   }
-
-  // The spec requires the tensors to tile the buffer: no overlap, no hole, nothing after.
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
-  std::uint64_t covered = 0;
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
-    if (e.begin < covered)
-      fail(path, "tensor ", quote(e.name), ": data_offsets [", e.begin, ", ", e.end,
-           "] overlap tensor ", quote(entries[i - 1].name), " at [", entries[i - 1].begin, ", ",
-           entries[i - 1].end, "]");
-    if (e.begin > covered)
-      fail(path, "bytes [", covered, ", ", e.begin, ") of the data buffer belong to no tensor");
-    covered = e.end;
-  }
-  if (covered != buffer_size)
-    fail(path, "bytes [", covered, ", ", buffer_size, ") of the ", buffer_size,
-         "-byte data buffer belong to no tensor");
+  check_tiling(path, entries, buffer_size);
   return entries;
 }
 
-// While alive, SIGXFSZ is blocked in this thread. A write past RLIMIT_FSIZE then fails with
-// EFBIG, which we report, instead of the signal's default action killing the process. On
-// the way out it discards the SIGXFSZ our write left pending (else unblocking would deliver
-// it), then restores the mask. Only this thread's mask changes, never the process-wide
-// disposition, so other threads and the caller's handlers are unaffected. (A SIGXFSZ that
-// another process sends this one during the write may be discarded with ours.)
-class BlockSigxfsz {
- public:
-  BlockSigxfsz() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGXFSZ);
-    active_ = pthread_sigmask(SIG_BLOCK, &set_, &old_) == 0 && !sigismember(&old_, SIGXFSZ);
-  }
-  BlockSigxfsz(const BlockSigxfsz&) = delete;
-  BlockSigxfsz& operator=(const BlockSigxfsz&) = delete;
-  ~BlockSigxfsz() {
-    if (!active_) return;
-    const int saved = errno;
-    sigset_t pending;
-    const timespec zero{0, 0};
-    while (sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ))
-      if (sigtimedwait(&set_, nullptr, &zero) < 0 && errno != EINTR) break;
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    errno = saved;
-  }
+// What a file that is not safetensors is, from its first bytes, for the error message: ""
+// when nothing is recognised. PyTorch's torch.save writes a zip archive (.pt, .pth) or,
+// with the legacy format, a pickle.
+inline std::string describe_non_safetensors(const unsigned char* b, std::size_t n) {
+  const auto starts = [&](const char* magic, std::size_t len) {
+    return n >= len && std::memcmp(b, magic, len) == 0;
+  };
+  if (starts("PK\x03\x04", 4) || starts("PK\x05\x06", 4))
+    return "it is a zip archive, as PyTorch's torch.save writes (.pt, .pth): convert it with "
+           "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')";
+  if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
+    return "it is a Python pickle (protocol " + std::to_string(b[1]) +
+           "), as torch.save's legacy format or pickle.dump writes: convert it with "
+           "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')";
+  if (starts("\x1f\x8b", 2)) return "it is gzip-compressed: decompress it first";
+  if (starts("\x93NUMPY", 6)) return "it is a NumPy .npy array, not a safetensors file";
+  if (starts("\x89HDF", 4)) return "it is an HDF5 file (Keras?), not a safetensors file";
+  bool text = n > 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!(b[i] == '\t' || b[i] == '\n' || b[i] == '\r' || (b[i] >= 0x20 && b[i] < 0x7f)))
+      text = false;
+  if (text)
+    return "it starts with the text " +
+           quote(std::string_view(reinterpret_cast<const char*>(b), n)) +
+           ", not the 8-byte little-endian header length a safetensors file starts with";
+  return "";
+}
 
- private:
-  sigset_t set_, old_;
-  bool active_ = false;
-};
+// Step 0 of reading: the 8-byte little-endian header length, checked against the file size
+// before anything is allocated. A file too short or with an impossible length is most often
+// not a safetensors file at all: the message then says what it is when it can tell.
+inline std::uint64_t read_header_length(const std::string& path, int fd, std::uint64_t size) {
+  unsigned char first[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  const std::size_t got = static_cast<std::size_t>(std::min<std::uint64_t>(size, 8));
+  read_at(path, fd, first, got, 0);
+  const std::string what = describe_non_safetensors(first, got);
+  const std::string why = what.empty() ? "" : ": " + what;
+  if (size == 0)
+    safetensors_fail(path,
+                     "file is 0 bytes, too short for the 8-byte header length: it is "
+                     "empty; expected a safetensors file (github.com/huggingface/safetensors)");
+  if (size < 8)
+    safetensors_fail(path, "file is ", size, " bytes, too short for the 8-byte header length", why);
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | first[i];
+  if (n > size - 8)
+    safetensors_fail(path, "header length ", n, " exceeds the ", size - 8, " bytes after it", why);
+  if (n > kMaxSafetensorsHeader)
+    safetensors_fail(path, "header length ", n, " exceeds the 100 MB limit", why);
+  return n;
+}
 
-// Writes "<path>.tmp.<pid>.<n>" and renames it over path on commit(); until then the target
-// is untouched, and if commit() is never reached the destructor removes the temp file.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)), fd_(-1) {
-    static std::atomic<unsigned> counter{0};  // threads of one process get distinct names
-    for (int attempt = 0;; ++attempt) {
-      tmp_ = path_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-      // O_EXCL: never follow a planted symlink or reuse a stale temp file.
-      const int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (fd >= 0) {
-        fd_.reset(fd);
-        return;
-      }
-      if (errno != EEXIST || attempt == 100)
-        fail(path_, "cannot create temporary file ", quote(tmp_), ": ", std::strerror(errno));
-    }
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (committed_) return;
-    fd_.reset();
-    ::unlink(tmp_.c_str());
-  }
+}  // namespace backprop::detail
 
-  void write(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_.get(), p, std::min<std::size_t>(n, 1 << 30));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0)
-        fail(path_, "cannot write temporary file ", quote(tmp_), ": ", std::strerror(errno));
-      p += w;  // a short write (disk full, file size limit) is retried; the retry reports why
-      n -= static_cast<std::size_t>(w);
-    }
-  }
-
-  // Data on disk before the rename, and the rename on disk before we return.
-  void commit() {
-    if (::fsync(fd_.get()) != 0)
-      fail(path_, "cannot fsync temporary file ", quote(tmp_), ": ", std::strerror(errno));
-    if (fd_.reset() != 0)
-      fail(path_, "cannot close temporary file ", quote(tmp_), ": ", std::strerror(errno));
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-      fail(path_, "cannot rename ", quote(tmp_), " over it: ", std::strerror(errno));
-    committed_ = true;
-    const std::string::size_type slash = path_.rfind('/');
-    const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0               ? "/"
-                                                       : path_.substr(0, slash);
-    Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    // Some file systems cannot fsync a directory (EINVAL): nothing more can be done there.
-    if (d.get() < 0 || (::fsync(d.get()) != 0 && errno != EINVAL))
-      fail(path_, "written, but cannot fsync its directory ", quote(dir), ": ",
-           std::strerror(errno));
-  }
-
- private:
-  std::string path_, tmp_;
-  Fd fd_;
-  bool committed_ = false;
-};
-
-}  // namespace detail::safetensors
+namespace backprop::io {
 
 template <typename T>
 Tensor<T> SafetensorsFile::get(std::string_view name) const {
-  namespace st = detail::safetensors;
   const SafetensorsTensor* t = find(name);
-  if (!t) st::fail(path, "no tensor ", st::quote(name));
+  if (!t) detail::safetensors_fail(path, "no tensor ", detail::quote(name));
   if (t->dtype != dtype_of<T>())
-    st::fail(path, "tensor ", st::quote(name), " has dtype ", dtype_name(t->dtype), ", expected ",
-             dtype_name(dtype_of<T>()));
+    detail::safetensors_fail(path, "tensor ", detail::quote(name), " has dtype ",
+                             dtype_name(t->dtype), ", expected ", dtype_name(dtype_of<T>()));
   Tensor<T> out(t->shape);
-  st::copy_le(out.data(), t->data.data(), t->data.size(), sizeof(T));
+  detail::copy_le(out.data(), t->data.data(), t->data.size(), sizeof(T));
   return out;
 }
 
@@ -479,34 +436,27 @@ Tensor<T> SafetensorsFile::get(std::string_view name) const {
 /// before anything large is allocated: memory use is bounded by the file's real size.
 /// Example: for (const SafetensorsTensor& t : read_safetensors(path).tensors) ...
 inline SafetensorsFile read_safetensors(const std::string& path) {
-  namespace st = detail::safetensors;
-  st::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) st::fail(path, "cannot open: ", std::strerror(errno));
+  detail::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) detail::safetensors_fail(path, "cannot open: ", std::strerror(errno));
   struct stat info;
-  if (::fstat(fd.get(), &info) != 0) st::fail(path, "cannot stat: ", std::strerror(errno));
-  if (!S_ISREG(info.st_mode)) st::fail(path, "not a regular file");
+  if (::fstat(fd.get(), &info) != 0)
+    detail::safetensors_fail(path, "cannot stat: ", std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) detail::safetensors_fail(path, "not a regular file");
   const auto size = static_cast<std::uint64_t>(info.st_size);
-  if (size < 8) st::fail(path, "file is ", size, " bytes, too short for the 8-byte header length");
-
-  unsigned char len[8];
-  st::read_at(path, fd.get(), len, 8, 0);
-  std::uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-  if (n > size - 8)
-    st::fail(path, "header length ", n, " exceeds the ", size - 8, " bytes after it");
-  if (n > st::kMaxHeader) st::fail(path, "header length ", n, " exceeds the 100 MB limit");
+  const std::uint64_t n = detail::read_header_length(path, fd.get(), size);
   std::string text(static_cast<std::size_t>(n), '\0');
-  st::read_at(path, fd.get(), text.data(), text.size(), 8);
+  detail::read_at(path, fd.get(), text.data(), text.size(), 8);
 
   SafetensorsFile file;
   file.path = path;
   const std::uint64_t base = 8 + n;
-  const std::vector<st::Entry> entries = st::parse_header(path, text, size - base, file.metadata);
+  const std::vector<detail::SafetensorsEntry> entries =
+      detail::parse_header(path, text, size - base, file.metadata);
   file.tensors.reserve(entries.size());
-  for (const st::Entry& e : entries) {
+  for (const detail::SafetensorsEntry& e : entries) {
     SafetensorsTensor t{e.name, e.dtype, e.shape, {}};
     t.data.resize(static_cast<std::size_t>(e.end - e.begin));
-    st::read_at(path, fd.get(), t.data.data(), t.data.size(), base + e.begin);
+    detail::read_at(path, fd.get(), t.data.data(), t.data.size(), base + e.begin);
     file.tensors.push_back(std::move(t));
   }
   return file;
@@ -524,7 +474,6 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
 /// Example: write_safetensors("w.safetensors", {tensor_ref("w", w)}, {{"format", "pt"}});
 inline void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
                               const Metadata& metadata = {}) {
-  namespace st = detail::safetensors;
   // ordered_json keeps "__metadata__" first and the tensors in the caller's order.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -532,19 +481,20 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorR
   std::set<std::string_view> names;
   std::uint64_t offset = 0;
   for (const TensorRef& t : tensors) {
-    const std::string what = "tensor " + st::quote(t.name) + ": ";
-    if (t.name == "__metadata__") st::fail(path, what, "the name is reserved");
-    if (!names.insert(t.name).second) st::fail(path, what, "the name appears twice");
+    const std::string what = "tensor " + detail::quote(t.name) + ": ";
+    if (t.name == "__metadata__") detail::safetensors_fail(path, what, "the name is reserved");
+    if (!names.insert(t.name).second)
+      detail::safetensors_fail(path, what, "the name appears twice");
     std::uint64_t nbytes = dtype_size(t.dtype);
     for (Index d : t.shape) {
       if (d < 0)
-        st::fail(path, what, "negative size in shape ", backprop::detail::shape_str(t.shape));
+        detail::safetensors_fail(path, what, "negative size in shape ", detail::shape_str(t.shape));
       const auto u = static_cast<std::uint64_t>(d);
       if (u != 0 && nbytes > std::numeric_limits<std::uint64_t>::max() / u)
-        st::fail(path, what, "shape ", backprop::detail::shape_str(t.shape), " is too large");
+        detail::safetensors_fail(path, what, "shape ", detail::shape_str(t.shape), " is too large");
       nbytes *= u;
     }
-    if (nbytes > 0 && !t.data) st::fail(path, what, "no data");
+    if (nbytes > 0 && !t.data) detail::safetensors_fail(path, what, "no data");
     header[t.name] = {{"dtype", dtype_name(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {offset, offset + nbytes}}};
@@ -555,42 +505,27 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorR
   try {
     text = header.dump();
   } catch (const nlohmann::json::exception& e) {  // e.g. a name that is not valid UTF-8
-    st::fail(path, "cannot encode the header: ", e.what());
+    detail::safetensors_fail(path, "cannot encode the header: ", e.what());
   }
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(text.size() >> (8 * i));
 
-  st::BlockSigxfsz block;
-  st::AtomicFile out(path);
+  detail::BlockSigxfsz block;
+  detail::AtomicFile<SafetensorsError> out(path);
   out.write(len, 8);
   out.write(text.data(), text.size());
   std::vector<unsigned char> swapped;  // big-endian hosts only
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const std::size_t size = dtype_size(tensors[i].dtype);
-    if (size == 1 || st::host_is_little_endian()) {
+    if (size == 1 || detail::host_is_little_endian()) {
       out.write(tensors[i].data, static_cast<std::size_t>(sizes[i]));
     } else {
       swapped.resize(static_cast<std::size_t>(sizes[i]));
-      st::copy_le(swapped.data(), tensors[i].data, swapped.size(), size);
+      detail::copy_le(swapped.data(), tensors[i].data, swapped.size(), size);
       out.write(swapped.data(), swapped.size());
     }
   }
-  out.commit();
-}
-
-}  // namespace backprop::io
-
-namespace backprop::io {
-
-/// Writes bytes to path atomically, with the same guarantees as write_safetensors: readers
-/// see the old file or the new one, never a torn one; failures throw SafetensorsError naming
-/// the path and the OS error. For small text files beside checkpoints (metrics, plots).
-/// Example: write_file_atomic("runs/metrics.csv", csv_text);
-inline void write_file_atomic(const std::string& path, std::string_view bytes) {
-  detail::safetensors::BlockSigxfsz block;
-  detail::safetensors::AtomicFile out(path);
-  out.write(bytes.data(), bytes.size());
   out.commit();
 }
 

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+// backprop: the thread pool behind set_num_threads() and Linear's large products (parallel.hpp).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace backprop {
+namespace detail {
+
+// Why not Eigen's own OpenMP products: they busy-wait on per-panel flags, so when the other
+// core is busy a descheduled thread stalls its partner for a whole time slice (measured
+// 20-100x slower than one thread, docs/benchmarks.md). Here each product is cut into
+// independent blocks, each computed by Eigen's sequential GEMM kernel (detail/gemm.hpp), and:
+//  - the caller claims every block no helper has started, so a helper that wakes late
+//    costs nothing;
+//  - a helper polls for new work for a while (kPoll, yielding the core to anyone else who
+//    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
+//    virtual machine, as much as a whole block (with 50 us of polling, helpers were
+//    late 14x more often than with 1 ms);
+//  - when a helper was late anyway (the caller waited longer than its own share took, e.g.
+//    because the helper was descheduled mid-block), the next runs skip the helpers, for
+//    twice as many runs each time it happens again.
+// The blocks are the same whoever runs them, so the results do not depend on any of this.
+class ThreadPool {
+ public:
+  ThreadPool() = default;
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool() { resize(1); }
+
+  int size() const { return static_cast<int>(helpers_.size()) + 1; }
+
+  // The caller plus threads - 1 helpers. Not while run() is in progress.
+  void resize(int threads) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_.store(true);  // under the mutex, so a helper about to sleep sees it
+    }
+    wake_.notify_all();
+    for (std::thread& t : helpers_) t.join();
+    helpers_.clear();
+    serial_runs_ = 0;
+    backoff_ = kMinBackoff;
+    stop_.store(false);
+    // A new helper starts from the current generation: the last job is finished.
+    for (int i = 1; i < threads; ++i)
+      helpers_.emplace_back([this, g = generation_.load()] { helper_loop(g); });
+  }
+
+  // Calls fn(ctx, i) once for every i in [0, n), on the caller and the helpers, and returns
+  // when all calls have returned; then rethrows the first exception any call threw. A plain
+  // function pointer, not std::function, so that a training step never allocates. Safe to
+  // call from several threads at once, and from inside fn: only one caller at a time uses
+  // the helpers, the others run their blocks themselves.
+  void run(std::int64_t n, void (*fn)(void*, std::int64_t), void* ctx) {
+    // Another thread (or a nested call) already owns the pool: run serially, touch nothing.
+    if (helpers_.empty() || n <= 1 || busy_.exchange(true)) {
+      for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    struct Release {
+      std::atomic<bool>& b;
+      ~Release() { b.store(false); }
+    } release{busy_};
+    if (serial_runs_ > 0) {
+      --serial_runs_;
+      for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+    Job job;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // Block indices grow across jobs and are claimed by compare-and-swap only below
+      // job.end, so a helper still holding an old job can never take a block of this one.
+      job = {fn, ctx, next_.load(), next_.load() + n};
+      job_ = job;
+      finished_.store(0);
+      generation_.fetch_add(1);
+    }
+    if (sleepers_.load() > 0) wake_.notify_all();
+    const Clock::time_point start = Clock::now();
+    work(job);
+    const Clock::time_point mine = Clock::now();
+    while (finished_.load() != n && Clock::now() - mine < kPoll) std::this_thread::yield();
+    if (finished_.load() != n) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return finished_.load() == n; });
+    }
+    if (error_) {  // every block has returned: nobody touches ctx any more
+      std::exception_ptr e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
+    if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
+      serial_runs_ = backoff_;
+      backoff_ = std::min(2 * backoff_, kMaxBackoff);
+    } else {
+      backoff_ = kMinBackoff;
+    }
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::microseconds kPoll{1000};
+  static constexpr int kMinBackoff = 32, kMaxBackoff = 8192;
+
+  struct Job {
+    void (*fn)(void*, std::int64_t) = nullptr;
+    void* ctx = nullptr;
+    std::int64_t begin = 0, end = 0;
+  };
+
+  // Claims and runs blocks of `job` until none is left.
+  void work(const Job& job) {
+    for (;;) {
+      std::int64_t i = next_.load();
+      do {
+        if (i >= job.end) return;
+      } while (!next_.compare_exchange_weak(i, i + 1));
+      try {
+        job.fn(job.ctx, i - job.begin);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      if (finished_.fetch_add(1) + 1 == job.end - job.begin) {
+        { std::lock_guard<std::mutex> lock(mutex_); }  // the caller is waiting or will see it
+        done_.notify_one();
+      }
+    }
+  }
+
+  void helper_loop(std::uint64_t seen) {
+    for (;;) {
+      // Poll for a new job for kPoll, then sleep until one comes.
+      const Clock::time_point idle = Clock::now();
+      while (generation_.load() == seen && !stop_.load() && Clock::now() - idle < kPoll)
+        std::this_thread::yield();
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++sleepers_;
+        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+        --sleepers_;
+        if (stop_.load()) return;
+        seen = generation_.load();
+        job = job_;
+      }
+      work(job);
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::thread> helpers_;
+  std::atomic<bool> stop_{false};  // written under mutex_; read by polling helpers too
+  Job job_;            // guarded by mutex_
+  std::atomic<std::uint64_t> generation_{0};  // written under mutex_
+  std::atomic<int> sleepers_{0};              // helpers waiting on wake_
+  std::atomic<std::int64_t> next_{0};
+  std::atomic<std::int64_t> finished_{0};
+  int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only (the busy_ owner)
+  std::atomic<bool> busy_{false};                 // a thread is in run()'s parallel path
+  std::exception_ptr error_;                      // first exception of the current job
+};
+
+// The pool every layer shares, created on first use and never destroyed: a layer used from
+// another static destructor still finds it, and a child made by fork() (which has none of
+// the parent's helper threads) exits without waiting for them. The helpers end with the
+// process.
+inline ThreadPool& thread_pool() {
+  static ThreadPool& pool = *new ThreadPool;
+  return pool;
+}
+
+}  // namespace detail
+}  // namespace backprop

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+// backprop::io: DataLoader, seeded mini-batches over any in-memory dataset, and TensorDataset.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../detail/error.hpp"
+#include "../random.hpp"
+#include "../tensor.hpp"
+
+namespace backprop::detail {
+
+// Elements per sample of an (N, ...) tensor's shape: the product of the sizes after the first.
+inline Index sample_numel(const Shape& shape) {
+  Index f = 1;
+  for (std::size_t d = 1; d < shape.size(); ++d) f *= shape[d];
+  return f;
+}
+
+}  // namespace backprop::detail
+
+namespace backprop::io {
+
+/// One mini-batch of B samples, B = batch_size except maybe for the last batch. The names
+/// are MNIST's, the contents any dataset's: `images` holds the inputs (B, ...) and `labels`
+/// the targets (B, ...), class indices (Target = std::int64_t, for CrossEntropyLoss) or
+/// values of any shape (Target = float, ...).
+template <typename T, typename Target = std::int64_t>
+struct Batch {
+  Tensor<T> images;       // inputs (B, ...)
+  Tensor<Target> labels;  // targets (B, ...)
+  Index size() const { return labels.dim() > 0 ? labels.size(0) : 0; }
+
+  /// Refills this batch with samples rows[0 .. B) of (all_images, all_labels), B =
+  /// image_shape[0]. The shapes come from the caller, which builds them once: switching
+  /// between the full and the last batch then never allocates.
+  void gather(const Tensor<T>& all_images, const Tensor<Target>& all_labels, const Index* rows,
+              const Shape& image_shape, const Shape& label_shape) {
+    images.resize(image_shape);
+    labels.resize(label_shape);
+    gather_rows(all_images, rows, images);
+    gather_rows(all_labels, rows, labels);
+  }
+
+ private:
+  template <typename U>
+  static void gather_rows(const Tensor<U>& all, const Index* rows, Tensor<U>& out) {
+    const Index b = out.shape()[0], f = detail::sample_numel(out.shape());
+    const U* src = all.data();
+    U* dst = out.data();
+    for (Index i = 0; i < b; ++i) std::copy_n(src + rows[i] * f, f, dst + i * f);
+  }
+};
+
+/// An in-memory dataset: inputs (N, ...) and targets (N, ...), as
+/// torch.utils.data.TensorDataset. It owns its tensors; a DataLoader points into them.
+/// Example: TensorDataset<float, float> data(x, y); DataLoader<float, float> loader(data, 32);
+template <typename T, typename Target = std::int64_t>
+class TensorDataset {
+ public:
+  TensorDataset(Tensor<T> inputs, Tensor<Target> targets)
+      : inputs_(std::move(inputs)), targets_(std::move(targets)) {
+    detail::check(inputs_.dim() >= 1 && targets_.dim() >= 1 && inputs_.size(0) == targets_.size(0),
+                  "TensorDataset", "expected inputs (N, ...) and targets (N, ...), got ",
+                  detail::shape_str(inputs_.shape()), " and ", detail::shape_str(targets_.shape()));
+  }
+  Index size() const { return inputs_.size(0); }
+  const Tensor<T>& inputs() const { return inputs_; }
+  const Tensor<Target>& targets() const { return targets_; }
+  // The names DataLoader reads, shared with MnistDataset.
+  const Tensor<T>& images() const { return inputs_; }
+  const Tensor<Target>& labels() const { return targets_; }
+
+ private:
+  Tensor<T> inputs_;
+  Tensor<Target> targets_;
+};
+
+/// Mini-batches over (inputs, targets), as torch.utils.data.DataLoader(dataset, batch_size,
+/// shuffle, drop_last) with a seeded generator. The dataset is any object with images() and
+/// labels() (MnistDataset, TensorDataset) or a pair of tensors (N, ...) and (N, ...). Epoch
+/// e's order is a Fisher-Yates shuffle by Generator(shuffle_seed(seed, e)) of 0..N-1, so it
+/// depends only on (seed, e): a resumed run calls set_epoch(e) and sees the very same
+/// batches. The loader keeps pointers to the dataset's tensors (no copy; keep the dataset
+/// alive and in place) and owns one Batch that batch(b) refills by gathering rows, so neither
+/// set_epoch() nor batch() allocates. distributed::DistributedDataLoader is this loader
+/// serving one rank's shard of each epoch's order.
+/// Example:
+///   DataLoader<float> loader(train, /*batch_size=*/64, /*shuffle=*/true, /*seed=*/1);
+///   loader.set_epoch(epoch);
+///   for (Index b = 0; b < loader.num_batches(); ++b) {
+///     const Batch<float>& batch = loader.batch(b);  // batch.images (B, 784), batch.labels (B)
+///   }
+template <typename T, typename Target = std::int64_t>
+class DataLoader {
+ public:
+  DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size,
+             bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)
+      : DataLoader(images, labels, batch_size, shuffle, seed, drop_last, nullptr, -1) {}
+
+  template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
+  DataLoader(const Dataset& dataset, Index batch_size, bool shuffle = false, std::uint64_t seed = 0,
+             bool drop_last = false)
+      : DataLoader(dataset.images(), dataset.labels(), batch_size, shuffle, seed, drop_last) {}
+  // The loader points into the dataset: a temporary would dangle.
+  template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images()),
+            typename = std::enable_if_t<!std::is_lvalue_reference_v<Dataset>>>
+  DataLoader(Dataset&&, Index, bool = false, std::uint64_t = 0, bool = false) = delete;
+
+  /// The seed of epoch e's shuffle: distinct epochs and seeds give unrelated generators.
+  static std::uint64_t shuffle_seed(std::uint64_t seed, std::uint64_t epoch) {
+    // splitmix64's first output for seed, plus epoch: Generator's own splitmix64 seeding
+    // then spreads consecutive epochs over unrelated states.
+    return detail::splitmix64(seed) + epoch;
+  }
+
+  /// Sets the epoch and, with shuffle, its order: 0..N-1 permuted by
+  /// Generator(shuffle_seed(seed, epoch)), each i = N-1 .. 1 swapped with below(i + 1).
+  void set_epoch(std::uint64_t epoch) {
+    epoch_ = epoch;
+    std::iota(order_.begin(), order_.end(), Index{0});
+    if (shuffle_) {
+      Generator gen(shuffle_seed(seed_, epoch));
+      for (std::size_t i = order_.size(); i-- > 1;)
+        std::swap(order_[i], order_[static_cast<std::size_t>(gen.below(i + 1))]);
+    }
+    if (shard_) shard_->select(order_, indices_);
+  }
+  std::uint64_t epoch() const { return epoch_; }
+  bool shuffle() const { return shuffle_; }
+  bool drop_last() const { return drop_last_; }
+
+  Index num_batches() const { return num_batches_; }
+  Index batch_size() const { return batch_size_; }
+  /// Samples served in one epoch: N (this rank's shard for a distributed loader), or fewer
+  /// with drop_last.
+  Index num_samples() const {
+    return std::min(static_cast<Index>(served().size()), num_batches_ * batch_size_);
+  }
+  /// This epoch's order of the whole dataset: sample order()[k] is the k-th one.
+  const std::vector<Index>& order() const { return order_; }
+  /// The samples served this epoch, in order: order() itself, or this rank's shard of it.
+  const std::vector<Index>& indices() const { return served(); }
+
+  /// Batch b of this epoch (0 <= b < num_batches()): samples indices()[b*B .. b*B + size)
+  /// of the dataset. Always the same object, refilled: its contents change at the next call.
+  const Batch<T, Target>& batch(Index b) {
+    detail::check(b >= 0 && b < num_batches_, where_, "batch ", b, " out of range for ",
+                  num_batches_, " batches");
+    const bool last = b == num_batches_ - 1;
+    batch_.gather(*images_, *labels_, served().data() + b * batch_size_,
+                  last ? last_shape_ : full_shape_, last ? last_labels_shape_ : full_labels_shape_);
+    return batch_;
+  }
+
+ protected:
+  // Chooses the samples a loader serves from each epoch's order (DistributedDataLoader: one
+  // rank's shard). select() must not allocate once `out` has the capacity.
+  struct Shard {
+    virtual void select(const std::vector<Index>& order, std::vector<Index>& out) const = 0;
+    virtual ~Shard() = default;
+  };
+
+  // With a shard, `served_count` samples per epoch are served; the derived constructor calls
+  // set_epoch(0) once its shard can select.
+  DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size, bool shuffle,
+             std::uint64_t seed, bool drop_last, const Shard* shard, Index served_count,
+             const char* where = "DataLoader")
+      : images_(&images),
+        labels_(&labels),
+        batch_size_(batch_size),
+        shuffle_(shuffle),
+        drop_last_(drop_last),
+        seed_(seed),
+        shard_(shard),
+        where_(where) {
+    detail::check(images.dim() >= 1 && labels.dim() >= 1 && images.size(0) == labels.size(0), where,
+                  "expected inputs (N, ...) and targets (N, ...), got ",
+                  detail::shape_str(images.shape()), " and ", detail::shape_str(labels.shape()));
+    detail::check(batch_size > 0, where, "batch_size must be > 0, got ", batch_size);
+    const Index n = shard ? served_count : images.size(0);
+    num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
+    // Both batch shapes are built once: resize() with a prebuilt Shape allocates nothing.
+    const Index last =
+        drop_last || num_batches_ == 0 ? batch_size : n - (num_batches_ - 1) * batch_size;
+    full_shape_ = images.shape();
+    full_shape_[0] = batch_size;
+    last_shape_ = images.shape();
+    last_shape_[0] = last;
+    full_labels_shape_ = labels.shape();
+    full_labels_shape_[0] = batch_size;
+    last_labels_shape_ = labels.shape();
+    last_labels_shape_[0] = last;
+    batch_.images.resize(full_shape_);
+    batch_.labels.resize(full_labels_shape_);
+    order_.resize(static_cast<std::size_t>(images.size(0)));
+    if (shard) {
+      indices_.reserve(static_cast<std::size_t>(served_count));
+    } else {
+      set_epoch(0);
+    }
+  }
+
+ private:
+  const std::vector<Index>& served() const { return shard_ ? indices_ : order_; }
+
+  const Tensor<T>* images_;
+  const Tensor<Target>* labels_;
+  Index batch_size_, num_batches_ = 0;
+  bool shuffle_, drop_last_;
+  std::uint64_t seed_, epoch_ = 0;
+  const Shard* shard_;
+  const char* where_;
+  Shape full_shape_, last_shape_, full_labels_shape_, last_labels_shape_;
+  std::vector<Index> order_, indices_;
+  Batch<T, Target> batch_;
+};
+
+}  // namespace backprop::io
