@@ -13,3 +13,9 @@
 #include "sequential.hpp"
 #include "sgd.hpp"
 #include "tensor.hpp"
+// Optimizers, schedules, initialisation and clipping (issue #12).
+#include "adam.hpp"
+#include "clip_grad.hpp"
+#include "init.hpp"
+#include "lr_scheduler.hpp"
+#include "optimizer.hpp"
