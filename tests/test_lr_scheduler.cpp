@@ -77,6 +77,17 @@ TEST_CASE("Parity: the lr of 40 epochs of each scheduler against PyTorch", "[lr_
   CHECK(max_rel < 1e-13);
 }
 
+TEST_CASE("StepLR: step() walks PyTorch's epochs, with any optimizer", "[lr_scheduler]") {
+  Scalar s;
+  Adam<double> opt(s.params(), 0.1);
+  StepLR<Optimizer<double>> schedule(opt, 4, 0.3);
+  for (std::size_t e = 1; e < 40; ++e) {
+    schedule.step();
+    CHECK(opt.lr() == fx::optim::schedule_step[e]);  // the same multiplications: exact
+  }
+  CHECK(schedule.last_epoch() == 39);
+}
+
 TEST_CASE("Schedulers: bad arguments throw", "[lr_scheduler][errors]") {
   Scalar s;
   SGD<double> opt(s.params(), 0.1);

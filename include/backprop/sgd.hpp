@@ -113,9 +113,14 @@ class StepLR {
   /// Sets the optimizer's lr for this epoch and returns it; call at the start of each epoch.
   double set_epoch(Index epoch) {
     detail::check(epoch >= 0, "StepLR::set_epoch", "epoch must be >= 0, got ", epoch);
+    last_epoch_ = epoch;
     optimizer_.set_lr(lr_at(epoch));
     return optimizer_.lr();
   }
+  /// As scheduler.step() at the end of an epoch: sets the next epoch's lr (lr_scheduler.hpp
+  /// states the epoch semantics all schedules share).
+  double step() { return set_epoch(last_epoch_ + 1); }
+  Index last_epoch() const { return last_epoch_; }
 
  private:
   Opt& optimizer_;
@@ -123,6 +128,7 @@ class StepLR {
   Index step_size_;
   double gamma_;
   bool decay_at_start_;
+  Index last_epoch_ = 0;
 };
 
 }  // namespace backprop

@@ -135,3 +135,34 @@ TEST_CASE("checkpoint: Adam's state under PyTorch's names, and the kind of optim
   CHECK(opt.exp_avg().empty());
   CHECK(opt.max_exp_avg_sq().empty());
 }
+
+TEST_CASE("checkpoint: an SGD checkpoint written before the Optimizer interface still loads",
+          "[checkpoint][optimizer]") {
+  // tests/fuzz/corpus/safetensors/valid-checkpoint was written by the SGD-only
+  // save_checkpoint (commit 40bbd91), from mnist::Net<float>(12, 9, 7, 5) and SGD(0.01, 0.5)
+  // after one step (tests/fuzz/replay.cpp).
+  const std::string old_path =
+      (std::filesystem::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" /
+       "safetensors" / "valid-checkpoint")
+          .string();
+  mnist::Net<float> net(12, 9, 7, 5);
+  SGD<float> opt(net.parameters(), 0.5, 0.5);
+  Generator gen(0);
+  const CheckpointState state = load_checkpoint(old_path, net, opt, gen);
+  CHECK(state.epoch == 1);
+  CHECK(opt.lr() == 0.01);
+  REQUIRE(opt.momentum_buffer().size() == opt.parameters().size());
+  // Saved again, every tensor has the same name and bytes as in the old file.
+  const std::string new_path = tmp_path("resaved_old.safetensors");
+  save_checkpoint(new_path, net, opt, state.epoch, gen);
+  const SafetensorsFile old_file = read_safetensors(old_path), new_file = read_safetensors(new_path);
+  REQUIRE(old_file.tensors.size() == new_file.tensors.size());
+  for (const SafetensorsTensor& t : old_file.tensors) {
+    INFO(t.name);
+    const SafetensorsTensor* u = new_file.find(t.name);
+    REQUIRE(u != nullptr);
+    CHECK(u->data == t.data);
+  }
+  CHECK(new_file.metadata.at("optimizer") == "SGD");
+  CHECK(new_file.metadata.at("optimizer.momentum") == old_file.metadata.at("optimizer.momentum"));
+}
