@@ -122,16 +122,21 @@ TEST_CASE("Adam: bad hyper-parameters throw", "[adam][errors]") {
 //   (FMA) where our loop does not, its matmul and log-softmax sum in another order. Each
 //   step adds a few ulps (1e-16 relative) and the problem is convex (Linear + cross
 //   entropy), so the differences do not compound: over 200 steps they stay near 1e-14.
-//   1e-12 leaves two orders of headroom and is still far below any formula mistake (eps
-//   inside the sqrt, a missing bias correction, L2 vs decoupled decay, amsgrad on v_hat:
-//   each moves the trajectory by >= 1e-6 within a few steps). atol 1e-14 covers entries that
-//   pass near zero, where the relative error is meaningless.
-// float: an error model: each step rounds the state in float (u = 6e-8) in a different
-//   order than ATen, so after k steps the parameters differ by about sqrt(k) * a few u
-//   relative, ~2e-6 after 200 steps; lr * (m / denom) is O(lr) per step whatever the
-//   gradient's size, so an absolute term of a few u * lr * sqrt(k) ~ 1e-7 covers entries near
-//   zero. rtol 2e-5, atol 2e-6 (10x those estimates).
-// The measured errors are printed by check_close on failure and listed in the report.
+//   1e-12 leaves two orders of headroom and is still far below a formula mistake: the
+//   subtlest one tried, eps added before the bias correction of v instead of after, moves
+//   the loss of the second step by 2e-8 relative (10^4 x the tolerance; checked by mutating
+//   adam.hpp). atol 1e-14 covers entries that pass near zero, where the relative error is
+//   meaningless.
+// float: an error model. Each step rounds about 10 float operations per element (u = 6e-8)
+//   in an order that may differ from ATen's (FMA or not, another matmul order), so each step
+//   adds ~10 u = 6e-7 relative difference to the parameters; over k steps these add like a
+//   random walk (the problem is convex, so they do not grow): sqrt(200) * 6e-7 ~ 8e-6. An
+//   update is lr * m / denom, O(lr) whatever the gradient's size, so entries near zero carry
+//   an absolute difference of about 10 u * lr * sqrt(k) ~ 2e-8. rtol 5e-5 and atol 2e-6 are
+//   ~6x and ~100x those estimates.
+//   Measured (clang 14, -O2, this machine): double max rel 2.4e-14 (amsgrad cases; <= 6.4e-15
+//   otherwise) on entries above 1e-3, max abs 4.4e-16; float max rel 5.5e-6, max abs 2.4e-7.
+// check_close prints the max abs/rel errors on failure.
 template <typename T>
 struct ParityTol;
 template <>
@@ -140,7 +145,7 @@ struct ParityTol<double> {
 };
 template <>
 struct ParityTol<float> {
-  static constexpr double rtol = 2e-5, atol = 2e-6;
+  static constexpr double rtol = 5e-5, atol = 2e-6;
 };
 
 template <typename T>
