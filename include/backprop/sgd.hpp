@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "module.hpp"
+#include "optimizer.hpp"
 
 namespace backprop {
 
@@ -22,41 +23,38 @@ namespace backprop {
 /// Derivation: docs/math/sgd.md   Proof: tests/test_sgd.cpp
 /// Example: SGD<float> optimizer(model.parameters(), /*lr=*/0.01, /*momentum=*/0.5);
 template <typename T>
-class SGD {
+class SGD : public Optimizer<T> {
  public:
   SGD(std::vector<Parameter<T>> parameters, double lr, double momentum = 0,
       double dampening = 0, double weight_decay = 0, bool nesterov = false)
-      : parameters_(std::move(parameters)), lr_(lr), momentum_(momentum),
+      : Optimizer<T>(std::move(parameters), lr, "SGD"), momentum_(momentum),
         dampening_(dampening), weight_decay_(weight_decay), nesterov_(nesterov) {
-    detail::check(lr >= 0, "SGD", "lr must be >= 0, got ", lr);
     detail::check(momentum >= 0, "SGD", "momentum must be >= 0, got ", momentum);
     detail::check(weight_decay >= 0, "SGD", "weight_decay must be >= 0, got ", weight_decay);
     detail::check(!nesterov || (momentum > 0 && dampening == 0), "SGD",
                   "nesterov requires momentum > 0 and dampening = 0, got momentum = ", momentum,
                   ", dampening = ", dampening);
-    for (const Parameter<T>& p : parameters_)
-      detail::check(p.value && p.grad && p.value->shape() == p.grad->shape(), "SGD",
-                    "parameter '", p.name, "' has no gradient of its shape");
   }
 
   /// One update of every parameter from its current gradient.
-  void step() {
+  void step() override {
+    std::vector<Parameter<T>>& params = this->parameters_;
     const bool first = momentum_buffer_.empty();
-    if (momentum_ != 0 && first) momentum_buffer_.resize(parameters_.size());
-    const T lr = T(lr_), momentum = T(momentum_), wd = T(weight_decay_);
+    if (momentum_ != 0 && first) momentum_buffer_.resize(params.size());
+    const T lr = T(this->lr_), momentum = T(momentum_), wd = T(weight_decay_);
     const T keep = T(1 - dampening_);
     // One pass over each parameter: every element is read and written once (Eigen
     // expressions took two passes and read p again for the weight decay even when it is 0).
-    for (std::size_t i = 0; i < parameters_.size(); ++i) {
-      T* p = parameters_[i].value->data();
-      const T* g = std::as_const(*parameters_[i].grad).data();
-      const Index n = parameters_[i].value->numel();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      T* p = params[i].value->data();
+      const T* g = std::as_const(*params[i].grad).data();
+      const Index n = params[i].value->numel();
       if (momentum_ == 0) {
         for (Index j = 0; j < n; ++j) p[j] -= lr * (wd != 0 ? g[j] + wd * p[j] : g[j]);
         continue;
       }
       Tensor<T>& buffer = momentum_buffer_[i];
-      if (first) buffer.resize(parameters_[i].value->shape());
+      if (first) buffer.resize(params[i].value->shape());
       T* buf = buffer.data();
       for (Index j = 0; j < n; ++j) {
         const T d = wd != 0 ? g[j] + wd * p[j] : g[j];              // d_p
@@ -67,26 +65,22 @@ class SGD {
     }
   }
 
-  /// Zeroes the gradients of the parameters this optimizer updates.
-  void zero_grad() {
-    for (Parameter<T>& p : parameters_) p.grad->zero_();
+  const char* name() const override { return "SGD"; }
+  /// PyTorch's state: "momentum_buffer" (none when momentum = 0).
+  void visit_state(OptimizerStateVisitor<T>& visitor) override {
+    if (momentum_ != 0) visitor.tensors("momentum_buffer", momentum_buffer_);
   }
-
-  double lr() const { return lr_; }
-  void set_lr(double lr) {
-    detail::check(lr >= 0, "SGD::set_lr", "lr must be >= 0, got ", lr);
-    lr_ = lr;
+  std::vector<std::pair<const char*, double>> hyperparameters() const override {
+    return {{"momentum", momentum_}, {"dampening", dampening_},
+            {"weight_decay", weight_decay_}, {"nesterov", nesterov_ ? 1.0 : 0.0}};
   }
   double momentum() const { return momentum_; }
-
-  const std::vector<Parameter<T>>& parameters() const { return parameters_; }
   /// One buffer per parameter, in parameters() order; empty until the first step() with
   /// momentum (PyTorch creates them then). Checkpoints save and restore these.
   std::vector<Tensor<T>>& momentum_buffer() { return momentum_buffer_; }
 
  private:
-  std::vector<Parameter<T>> parameters_;
-  double lr_, momentum_, dampening_, weight_decay_;
+  double momentum_, dampening_, weight_decay_;
   bool nesterov_;
   std::vector<Tensor<T>> momentum_buffer_;
 };
@@ -98,10 +92,10 @@ class SGD {
 /// epoch 0, as the "if epoch % 5 == 0: lr *= 0.1" loop of the MNIST example's reference 1
 /// (examples/mnist). step_size = 0 keeps lr constant.
 /// Example: StepLR<SGD<float>> schedule(opt, 5, 0.1, true); schedule.set_epoch(epoch);
-template <typename Optimizer>
+template <typename Opt>
 class StepLR {
  public:
-  StepLR(Optimizer& optimizer, Index step_size, double gamma = 0.1, bool decay_at_start = false)
+  StepLR(Opt& optimizer, Index step_size, double gamma = 0.1, bool decay_at_start = false)
       : optimizer_(optimizer), base_lr_(optimizer.lr()), step_size_(step_size), gamma_(gamma),
         decay_at_start_(decay_at_start) {
     detail::check(step_size >= 0, "StepLR", "step_size must be >= 0, got ", step_size);
@@ -119,16 +113,22 @@ class StepLR {
   /// Sets the optimizer's lr for this epoch and returns it; call at the start of each epoch.
   double set_epoch(Index epoch) {
     detail::check(epoch >= 0, "StepLR::set_epoch", "epoch must be >= 0, got ", epoch);
+    last_epoch_ = epoch;
     optimizer_.set_lr(lr_at(epoch));
     return optimizer_.lr();
   }
+  /// As scheduler.step() at the end of an epoch: sets the next epoch's lr (lr_scheduler.hpp
+  /// states the epoch semantics all schedules share).
+  double step() { return set_epoch(last_epoch_ + 1); }
+  Index last_epoch() const { return last_epoch_; }
 
  private:
-  Optimizer& optimizer_;
+  Opt& optimizer_;
   double base_lr_;
   Index step_size_;
   double gamma_;
   bool decay_at_start_;
+  Index last_epoch_ = 0;
 };
 
 }  // namespace backprop

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../module.hpp"
+#include "../optimizer.hpp"
 #include "../random.hpp"
 #include "../sgd.hpp"
 #include "safetensors.hpp"
@@ -50,8 +51,6 @@ struct CheckpointState {
 }  // namespace backprop::io
 
 namespace backprop::detail {
-
-inline constexpr const char* kMomentumBufferPrefix = "optimizer.momentum_buffer.";
 
 // The model's tensors as the writer wants them: state_dict names, F32/F64 or I64.
 template <typename T>
@@ -164,6 +163,74 @@ Number parse_metadata_number(const io::SafetensorsFile& file, const std::string&
   return v;
 }
 
+// The optimizer's state as file entries: "optimizer.<state name>.<parameter name>" tensors
+// and "optimizer.<counter name>" metadata (PyTorch's state names: step, exp_avg, ...).
+template <typename T>
+struct SaveState : OptimizerStateVisitor<T> {
+  const std::string& path;
+  const std::vector<Parameter<T>>& params;
+  std::vector<io::TensorRef>& refs;
+  io::Metadata& metadata;
+  SaveState(const std::string& p, const std::vector<Parameter<T>>& ps, std::vector<io::TensorRef>& r,
+            io::Metadata& m)
+      : path(p), params(ps), refs(r), metadata(m) {}
+  void tensors(std::string_view name, std::vector<Tensor<T>>& per_parameter) override {
+    if (!per_parameter.empty() && per_parameter.size() != params.size())
+      safetensors_fail(path, "the optimizer has ", per_parameter.size(), " ", name, " tensors for ",
+               params.size(), " parameters");
+    for (std::size_t i = 0; i < per_parameter.size(); ++i)
+      refs.push_back(io::tensor_ref("optimizer." + std::string(name) + "." + params[i].name,
+                                per_parameter[i]));
+  }
+  void counter(std::string_view name, std::int64_t& value) override {
+    metadata["optimizer." + std::string(name)] = std::to_string(value);
+  }
+};
+
+// Reads the optimizer's state from the file into tensors and values kept aside (this
+// allocates and may fail), for commit() to swap in once the whole file is known good.
+template <typename T>
+struct LoadState : OptimizerStateVisitor<T> {
+  const io::SafetensorsFile& file;
+  const std::vector<Parameter<T>>& params;
+  std::unordered_set<std::string> claimed;
+  std::vector<std::pair<std::vector<Tensor<T>>*, std::vector<Tensor<T>>>> tensor_lists;
+  std::vector<std::pair<std::int64_t*, std::int64_t>> counters;
+  bool any_tensor = false;
+  LoadState(const io::SafetensorsFile& f, const std::vector<Parameter<T>>& ps) : file(f), params(ps) {}
+  void tensors(std::string_view name, std::vector<Tensor<T>>& per_parameter) override {
+    std::vector<Tensor<T>> loaded;
+    std::vector<std::string> absent;
+    for (const Parameter<T>& p : params) {
+      const std::string key = "optimizer." + std::string(name) + "." + p.name;
+      const io::SafetensorsTensor* t = file.find(key);
+      if (!t) {
+        absent.push_back(key);
+        continue;
+      }
+      check_fits(file, *t, io::dtype_of<T>(), p.value->shape(), "optimizer");
+      claimed.insert(key);
+      loaded.push_back(file.get<T>(key));
+    }
+    if (!loaded.empty() && !absent.empty())
+      safetensors_fail(file.path, "tensor ", first_of(absent), " is missing: the file has ", name,
+               " tensors for only some parameters");
+    any_tensor = any_tensor || !loaded.empty();
+    tensor_lists.emplace_back(&per_parameter, std::move(loaded));
+  }
+  void counter(std::string_view name, std::int64_t& value) override {
+    const std::string key = "optimizer." + std::string(name);
+    const bool present = file.metadata.count(key) != 0;
+    counters.emplace_back(&value, present ? parse_metadata_number<std::int64_t>(file, key) : 0);
+    if (present && counters.back().second < 0)
+      safetensors_fail(file.path, "metadata ", quote(key), " is negative");
+  }
+  void commit() noexcept {
+    for (auto& [dst, src] : tensor_lists) dst->swap(src);
+    for (const auto& [dst, v] : counters) *dst = v;
+  }
+};
+
 }  // namespace backprop::detail
 
 namespace backprop::io {
@@ -204,22 +271,26 @@ LoadResult load_state_dict(const std::string& path, Module<T>& module,
 }
 
 /// A full training checkpoint, from which a run resumes exactly: the model's state_dict
-/// (as save_state_dict), one "optimizer.momentum_buffer.<parameter name>" tensor per
-/// parameter once the optimizer has them, and in the metadata (all decimal strings)
-/// "backprop.checkpoint": "1", "epoch", "optimizer": "SGD", "optimizer.lr",
-/// "optimizer.momentum", "generator.state.0" .. "generator.state.3" (xoshiro's four words),
+/// (as save_state_dict), the optimizer's state under PyTorch's names, one
+/// "optimizer.<state>.<parameter name>" tensor per parameter once the optimizer has them
+/// (SGD: momentum_buffer; Adam, AdamW: exp_avg, exp_avg_sq, max_exp_avg_sq with amsgrad),
+/// and in the metadata (all decimal strings) "backprop.checkpoint": "1", "epoch",
+/// "optimizer": its name ("SGD", "Adam", "AdamW"), "optimizer.lr", its other
+/// hyper-parameters ("optimizer.momentum", "optimizer.beta1", ...), its counters
+/// ("optimizer.step" for Adam), "generator.state.0" .. "generator.state.3" (xoshiro's four words),
 /// plus the caller's extra entries, which may not reuse those keys. `epoch` means what the
 /// caller wants; the example stores the number of finished epochs. Atomic.
 /// Example: save_checkpoint("ckpt.safetensors", model, optimizer, epoch + 1, gen);
 template <typename T>
-void save_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
+void save_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer,
                      std::int64_t epoch, const Generator& generator, const Metadata& extra = {}) {
   Metadata metadata = {{"format", "pt"},
                        {"backprop.checkpoint", "1"},
                        {"epoch", std::to_string(epoch)},
-                       {"optimizer", "SGD"},
-                       {"optimizer.lr", detail::format_double(optimizer.lr())},
-                       {"optimizer.momentum", detail::format_double(optimizer.momentum())}};
+                       {"optimizer", optimizer.name()},
+                       {"optimizer.lr", detail::format_double(optimizer.lr())}};
+  for (const auto& [key, value] : optimizer.hyperparameters())
+    metadata[std::string("optimizer.") + key] = detail::format_double(value);
   for (int i = 0; i < 4; ++i)
     metadata["generator.state." + std::to_string(i)] = std::to_string(generator.state()[static_cast<std::size_t>(i)]);
   for (const auto& [key, value] : extra)
@@ -227,24 +298,21 @@ void save_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimiz
       detail::safetensors_fail(path, "extra metadata key ", detail::quote(key), " is reserved");
 
   std::vector<TensorRef> refs = detail::state_refs(module);
-  const std::vector<Parameter<T>>& params = optimizer.parameters();
-  std::vector<Tensor<T>>& buffers = optimizer.momentum_buffer();
-  if (!buffers.empty() && buffers.size() != params.size())
-    detail::safetensors_fail(path, "the optimizer has ", buffers.size(), " momentum buffers for ",
-                 params.size(), " parameters");
-  for (std::size_t i = 0; i < buffers.size(); ++i)
-    refs.push_back(tensor_ref(detail::kMomentumBufferPrefix + params[i].name, buffers[i]));
+  detail::SaveState<T> save(path, optimizer.parameters(), refs, metadata);
+  optimizer.visit_state(save);
   write_safetensors(path, refs, metadata);
 }
 
 /// Restores what save_checkpoint saved: the model's tensors (strictly), the optimizer's
-/// momentum buffers (all or none, shapes checked; none means "before the first step") and
-/// lr, and the generator's state; returns the epoch and metadata. All-or-nothing: every
-/// tensor and metadata value is checked before the model, optimizer or generator changes.
-/// The optimizer must be built with the same hyperparameters (momentum, dampening, ...).
+/// state (each kind all or none, shapes checked; none means "before the first step"),
+/// counters and lr, and the generator's state; returns the epoch and metadata.
+/// All-or-nothing: every tensor and metadata value is checked before the model, optimizer
+/// or generator changes. The optimizer must be of the saved kind ("optimizer" metadata)
+/// and built with the same hyperparameters (momentum, betas, amsgrad, ...). Checkpoints of
+/// SGD written before the Optimizer interface load unchanged (same names).
 /// Example: CheckpointState s = load_checkpoint(path, model, optimizer, gen);
 template <typename T>
-CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<T>& optimizer,
+CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& optimizer,
                                 Generator& generator) {
   const SafetensorsFile file = read_safetensors(path);
   const auto marker = file.metadata.find("backprop.checkpoint");
@@ -263,25 +331,14 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<
     detail::safetensors_fail(path, "metadata 'optimizer.lr' is ",
                  detail::quote(file.metadata.at("optimizer.lr")), ", not a non-negative number");
 
-  // Momentum buffers, built aside (this allocates) and swapped in at the end.
-  std::unordered_set<std::string> claimed;
-  const std::vector<Parameter<T>>& params = optimizer.parameters();
-  std::vector<Tensor<T>> buffers;
-  std::vector<std::string> absent;
-  for (const Parameter<T>& p : params) {
-    const std::string name = detail::kMomentumBufferPrefix + p.name;
-    const SafetensorsTensor* t = file.find(name);
-    if (!t) {
-      absent.push_back(name);
-      continue;
-    }
-    detail::check_fits(file, *t, dtype_of<T>(), p.value->shape(), "optimizer");
-    claimed.insert(name);
-    buffers.push_back(file.get<T>(name));
-  }
-  if (!buffers.empty() && !absent.empty())
-    detail::safetensors_fail(path, "tensor ", detail::first_of(absent),
-                 " is missing: the file has momentum buffers for only some parameters");
+  const auto kind = file.metadata.find("optimizer");
+  if (kind != file.metadata.end() && kind->second != optimizer.name())
+    detail::safetensors_fail(path, "the checkpoint is of optimizer ", detail::quote(kind->second),
+                 ", not ", optimizer.name());
+  // The optimizer's state, built aside (this allocates) and swapped in at the end.
+  detail::LoadState<T> load(file, optimizer.parameters());
+  optimizer.visit_state(load);
+  const std::unordered_set<std::string>& claimed = load.claimed;
   for (const SafetensorsTensor& t : file.tensors)
     if (t.name.rfind("optimizer.", 0) == 0 && !claimed.count(t.name))
       detail::safetensors_fail(path, "unexpected tensor ", detail::quote(t.name),
@@ -292,7 +349,7 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, SGD<
       detail::plan_state_load(file, module, LoadOptions{true, false}, ignored, claimed);
   // Nothing below can fail.
   detail::commit_state_load(copies);
-  optimizer.momentum_buffer().swap(buffers);
+  load.commit();
   optimizer.set_lr(state.lr);
   generator.set_state(state.generator_state);
   return state;
