@@ -25,7 +25,6 @@
 // Lines starting with "RESULT " are for scripts (compare.sh); the rest is for people.
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -98,18 +97,30 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--data") o.data = value();
-    else if (a == "--models") o.models = parse_list<std::string>(value());
-    else if (a == "--batches") o.batches = parse_list<Index>(value());
-    else if (a == "--threads") o.threads = parse_list<int>(value());
-    else if (a == "--epochs") o.epochs = std::stoi(value());
-    else if (a == "--warmup") o.warmup = std::stoi(value());
-    else if (a == "--infer-passes") o.infer_passes = std::stoi(value());
-    else if (a == "--warmup-steps") o.warmup_steps = std::stoi(value());
-    else if (a == "--epoch-budget") o.budget = std::stod(value());
-    else if (a == "--no-validate") o.validate = false;
-    else if (a == "--no-split") o.split = false;
-    else if (a == "--peak-only") o.peak_only = true;
+    if (a == "--data")
+      o.data = value();
+    else if (a == "--models")
+      o.models = parse_list<std::string>(value());
+    else if (a == "--batches")
+      o.batches = parse_list<Index>(value());
+    else if (a == "--threads")
+      o.threads = parse_list<int>(value());
+    else if (a == "--epochs")
+      o.epochs = std::stoi(value());
+    else if (a == "--warmup")
+      o.warmup = std::stoi(value());
+    else if (a == "--infer-passes")
+      o.infer_passes = std::stoi(value());
+    else if (a == "--warmup-steps")
+      o.warmup_steps = std::stoi(value());
+    else if (a == "--epoch-budget")
+      o.budget = std::stod(value());
+    else if (a == "--no-validate")
+      o.validate = false;
+    else if (a == "--no-split")
+      o.split = false;
+    else if (a == "--peak-only")
+      o.peak_only = true;
     else if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -137,7 +148,7 @@ Model make_model(const std::string& name) {
   Model m;
   if (name == "bn-mlp") {
     auto net = std::make_unique<mnist::Net<float>>();
-    m.chain = {&net->layer1[0], &net->layer1[1], &net->relu1, &net->layer2[0],
+    m.chain = {&net->layer1[0], &net->layer1[1], &net->relu1,    &net->layer2[0],
                &net->layer2[1], &net->relu2,     &net->layer3[0]};
     m.net = std::move(net);
   } else {
@@ -173,7 +184,8 @@ Flops count_flops(const Model& m) {
   Flops f;
   bool first = true;
   for (const Linear<float>* l : linears(m)) {
-    const double mac = static_cast<double>(l->in_features()) * static_cast<double>(l->out_features());
+    const double mac =
+        static_cast<double>(l->in_features()) * static_cast<double>(l->out_features());
     f.infer_per_sample += 2 * mac;
     f.useful_per_sample += first ? 4 * mac : 6 * mac;
     f.train_per_sample += first ? 4 * mac : 6 * mac;
@@ -232,7 +244,8 @@ void validate(const std::string& name, const MnistDataset<float>& data, Index ba
     for (double g : *p.want) grad_scale = std::max(grad_scale, std::abs(g));
   double worst_grad = 0;
   for (const Param& p : params)
-    worst_grad = std::max(worst_grad, bench::scaled_error(p.grad->data(), *p.want, 1e-2 * grad_scale));
+    worst_grad =
+        std::max(worst_grad, bench::scaled_error(p.grad->data(), *p.want, 1e-2 * grad_scale));
   checks.push_back({"gradients (" + std::to_string(params.size()) + " tensors)", worst_grad});
 
   // The SGD update: on the first step the momentum buffer is the gradient, so the step
@@ -250,8 +263,8 @@ void validate(const std::string& name, const MnistDataset<float>& data, Index ba
       want_step[j] = -opt->lr() * g[j];
       taken[j] = (*params[k].value)[at] - before[k][at];
     }
-    worst_update = std::max(worst_update, bench::scaled_error(taken.data(), want_step,
-                                                              1e-2 * opt->lr() * grad_scale));
+    worst_update = std::max(
+        worst_update, bench::scaled_error(taken.data(), want_step, 1e-2 * opt->lr() * grad_scale));
   }
   checks.push_back({"SGD update", worst_update});
 
@@ -293,7 +306,8 @@ EpochTime train_epoch(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criter
   const double w0 = bench::wall(), c0 = bench::process_cpu();
   loader.set_epoch(epoch);
   double loss_sum = 0;
-  const Index steps = max_steps < 0 ? loader.num_batches() : std::min(max_steps, loader.num_batches());
+  const Index steps =
+      max_steps < 0 ? loader.num_batches() : std::min(max_steps, loader.num_batches());
   Index b = 0;
   for (; b < steps; ++b) {
     if (budget > 0 && b > 0 && bench::wall() - w0 > budget) break;
@@ -320,7 +334,8 @@ double infer_pass(Model& m, DataLoader<float>& loader, double* checksum, double 
     const Tensor<float>& out = m.net->forward(batch.images);
     sum += static_cast<double>(out[0]);
   }
-  const double w = (bench::wall() - w0) * static_cast<double>(loader.num_batches()) / static_cast<double>(b);
+  const double w =
+      (bench::wall() - w0) * static_cast<double>(loader.num_batches()) / static_cast<double>(b);
   m.net->train();
   *checksum += sum;
   return w;
@@ -412,17 +427,19 @@ Split split_step(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criterion,
       detail::gemm<float>(n, out, in, {x.data(), in, true}, {w.data(), in, false}, y.data(), out);
     });
     gemm_us += time_us([&] {
-      detail::gemm_add<float>(out, in, n, {dy.data(), out, false}, {x.data(), in, true}, dw.data(), in);
+      detail::gemm_add<float>(out, in, n, {dy.data(), out, false}, {x.data(), in, true}, dw.data(),
+                              in);
     });
     if (!first)  // the first layer skips dL/dx
       gemm_us += time_us([&] {
-        detail::gemm<float>(n, in, out, {dy.data(), out, true}, {w.data(), in, true}, dx.data(), in);
+        detail::gemm<float>(n, in, out, {dy.data(), out, true}, {w.data(), in, true}, dx.data(),
+                            in);
       });
     first = false;
   }
   // The last, smaller batch makes the mean step a little cheaper than a full one.
-  const double full_share = static_cast<double>(loader.num_samples()) /
-                            static_cast<double>(loader.num_batches() * n);
+  const double full_share =
+      static_cast<double>(loader.num_samples()) / static_cast<double>(loader.num_batches() * n);
   t["gemm"] = std::min(gemm_us * full_share, t["linear"]);
   t["linear other"] = t["linear"] - t["gemm"];
   t.erase("linear");
@@ -494,29 +511,32 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   if (!std::isfinite(checksum)) throw std::runtime_error(name + ": inference is not finite");
 
   if (o.split)
-    r.split = split_step(m, *opt, criterion, loader, static_cast<std::uint64_t>(o.warmup + o.epochs),
-                         o.budget);
+    r.split = split_step(m, *opt, criterion, loader,
+                         static_cast<std::uint64_t>(o.warmup + o.epochs), o.budget);
   r.rss_mib = bench::max_rss_mib();
   return r;
 }
 
 void print_result(const Result& r, const bench::Peak& peak) {
-  std::printf("  train  %.3f s/epoch (median of %zu; min %.3f, max %.3f)  %.0f samples/s  "
-              "[process CPU %.3f s/epoch]  mean loss of the last epoch %.4f%s\n",
-              r.epoch.median, r.epoch.n, r.epoch.min, r.epoch.max, r.train_sps, r.cpu.median,
-              r.final_loss, r.partial ? "  (some epochs cut by --epoch-budget, extrapolated)" : "");
+  std::printf(
+      "  train  %.3f s/epoch (median of %zu; min %.3f, max %.3f)  %.0f samples/s  "
+      "[process CPU %.3f s/epoch]  mean loss of the last epoch %.4f%s\n",
+      r.epoch.median, r.epoch.n, r.epoch.min, r.epoch.max, r.train_sps, r.cpu.median, r.final_loss,
+      r.partial ? "  (some epochs cut by --epoch-budget, extrapolated)" : "");
   std::printf("  infer  %.0f samples/s (median of %zu passes over 60k; min %.4f s, max %.4f s)\n",
               r.infer_sps, r.infer.n, r.infer.min, r.infer.max);
-  std::printf("  flops  %.1f GFLOP/s in the products as run (%.0f%% of %d x %.0f peak); "
-              "%.1f GFLOP/s counting only the needed ones; %.1f GFLOP/s per CPU-second "
-              "(%.0f%% of one core's peak)\n",
-              r.gflops, r.peak_pct, r.threads, peak.per_core, r.useful_gflops, r.cpu_gflops,
-              100 * r.cpu_gflops / peak.per_core);
+  std::printf(
+      "  flops  %.1f GFLOP/s in the products as run (%.0f%% of %d x %.0f peak); "
+      "%.1f GFLOP/s counting only the needed ones; %.1f GFLOP/s per CPU-second "
+      "(%.0f%% of one core's peak)\n",
+      r.gflops, r.peak_pct, r.threads, peak.per_core, r.useful_gflops, r.cpu_gflops,
+      100 * r.cpu_gflops / peak.per_core);
   if (!r.split.us.empty()) {
     double total = 0;
     for (const auto& kv : r.split.us) total += kv.second;
     std::printf("  split  (CPU us per step of %.1f us instrumented):", r.split.step_us);
-    for (const char* k : {"gemm", "linear other", "batchnorm", "relu", "loss", "data", "optimizer"}) {
+    for (const char* k :
+         {"gemm", "linear other", "batchnorm", "relu", "loss", "data", "optimizer"}) {
       const auto it = r.split.us.find(k);
       if (it == r.split.us.end()) continue;
       std::printf(" %s %.1f (%.0f%%);", k, it->second, 100 * it->second / total);
@@ -524,12 +544,13 @@ void print_result(const Result& r, const bench::Peak& peak) {
     std::printf("\n");
   }
   std::printf("  memory max RSS %.0f MiB (process high-water mark so far)\n", r.rss_mib);
-  std::printf("RESULT impl=ours model=%s batch=%ld threads=%d epoch_s=%.4f epoch_min=%.4f "
-              "epoch_max=%.4f epochs=%zu train_sps=%.0f infer_sps=%.0f gflops=%.1f "
-              "peak_pct=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f partial=%d",
-              r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
-              r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.cpu_gflops, r.rss_mib,
-              r.cpu.median, r.partial);
+  std::printf(
+      "RESULT impl=ours model=%s batch=%ld threads=%d epoch_s=%.4f epoch_min=%.4f "
+      "epoch_max=%.4f epochs=%zu train_sps=%.0f infer_sps=%.0f gflops=%.1f "
+      "peak_pct=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f partial=%d",
+      r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
+      r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.cpu_gflops,
+      r.rss_mib, r.cpu.median, r.partial);
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);
@@ -546,13 +567,15 @@ void print_result(const Result& r, const bench::Peak& peak) {
 int run(const Options& o) {
   std::printf("bench_train: %s\n", bench::cpu_model().c_str());
   std::printf("  build: %s; %s\n", bench::compiler().c_str(), bench::eigen_flags().c_str());
-  std::printf("  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in %d "
-              "blocks; first layer's input gradient skipped (set_input_requires_grad(false))\n",
-              detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kProductBlocks));
+  std::printf(
+      "  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in %d "
+      "blocks; first layer's input gradient skipped (set_input_requires_grad(false))\n",
+      detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kProductBlocks));
   const bench::Peak peak = bench::measure_peak();
-  std::printf("  FMA peak (%s): %.1f GFLOP/s per core by thread CPU time, %.1f by wall time; "
-              "%.1f GFLOP/s with two threads (wall)\n",
-              bench::fma_isa(), peak.per_core, peak.per_core_wall, peak.two_cores_wall);
+  std::printf(
+      "  FMA peak (%s): %.1f GFLOP/s per core by thread CPU time, %.1f by wall time; "
+      "%.1f GFLOP/s with two threads (wall)\n",
+      bench::fma_isa(), peak.per_core, peak.per_core_wall, peak.two_cores_wall);
   std::printf("RESULT impl=peak per_core=%.1f per_core_wall=%.1f two_cores_wall=%.1f\n",
               peak.per_core, peak.per_core_wall, peak.two_cores_wall);
   if (o.peak_only) return 0;
@@ -570,12 +593,13 @@ int run(const Options& o) {
         print_result(results.back(), peak);
       }
 
-  std::printf("\n| model | batch | threads | s/epoch (median [min, max]) | train samples/s | "
-              "infer samples/s | GFLOP/s | %% of peak |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "\n| model | batch | threads | s/epoch (median [min, max]) | train samples/s | "
+      "infer samples/s | GFLOP/s | %% of peak |\n|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results)
     std::printf("| %s | %ld | %d | %.3f [%.3f, %.3f] | %.0f | %.0f | %.0f | %.0f |\n",
-                r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median,
-                r.epoch.min, r.epoch.max, r.train_sps, r.infer_sps, r.gflops, r.peak_pct);
+                r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
+                r.epoch.max, r.train_sps, r.infer_sps, r.gflops, r.peak_pct);
   return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -17,8 +18,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <Eigen/Core>
 
 namespace bench {
 
@@ -82,8 +81,9 @@ inline void fma_rounds(std::int64_t iters, V b, V c, V (&out)[12], Fma fma) {
     a0 = fma(a0, b, c), a1 = fma(a1, b, c), a2 = fma(a2, b, c), a3 = fma(a3, b, c);
     a4 = fma(a4, b, c), a5 = fma(a5, b, c), a6 = fma(a6, b, c), a7 = fma(a7, b, c);
     a8 = fma(a8, b, c), a9 = fma(a9, b, c), a10 = fma(a10, b, c), a11 = fma(a11, b, c);
-    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5),
-                     "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+    __asm__ volatile(""
+                     : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6),
+                       "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
   }
   out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4, out[5] = a5;
   out[6] = a6, out[7] = a7, out[8] = a8, out[9] = a9, out[10] = a10, out[11] = a11;
@@ -121,8 +121,8 @@ inline double fma_loop(std::int64_t iters, float* sink) {
 }
 
 struct Peak {
-  double per_core = 0;     // GFLOP/s per core, by thread CPU time (immune to time-sharing)
-  double per_core_wall = 0;  // the same by wall time (lower when another process runs)
+  double per_core = 0;        // GFLOP/s per core, by thread CPU time (immune to time-sharing)
+  double per_core_wall = 0;   // the same by wall time (lower when another process runs)
   double two_cores_wall = 0;  // two threads at once, by wall time (aggregate)
 };
 

@@ -5,9 +5,8 @@
 // the library, so a fast path that is wrong cannot agree with it by construction.
 #pragma once
 
-#include <backprop/backprop.hpp>
-
 #include <algorithm>
+#include <backprop/backprop.hpp>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -21,8 +20,8 @@ using backprop::Index;
 // One layer of the chain with its parameters copied to double, and what backward needs.
 struct RefLayer {
   enum Kind { kLinear, kBatchNorm, kReLU } kind;
-  Index in = 0, out = 0;            // features in and out (equal for BN and ReLU)
-  std::vector<double> w, b;         // Linear: W (out, in), b (out); BN: gamma, beta (C)
+  Index in = 0, out = 0;     // features in and out (equal for BN and ReLU)
+  std::vector<double> w, b;  // Linear: W (out, in), b (out); BN: gamma, beta (C)
   double eps = 0;
   std::vector<double> x, x_hat, inv_std;  // saved input; BN's x_hat (N, C) and inv_std (C)
   std::vector<double> grad_w, grad_b;     // results of backward
@@ -73,7 +72,8 @@ inline RefStep reference_step(std::vector<RefLayer>& layers, const float* images
         for (Index o = 0; o < l.out; ++o) {
           double s = l.b[static_cast<std::size_t>(o)];
           for (Index k = 0; k < l.in; ++k)
-            s += x[static_cast<std::size_t>(i * l.in + k)] * l.w[static_cast<std::size_t>(o * l.in + k)];
+            s += x[static_cast<std::size_t>(i * l.in + k)] *
+                 l.w[static_cast<std::size_t>(o * l.in + k)];
           y[static_cast<std::size_t>(i * l.out + o)] = s;
         }
       width = l.out;
@@ -135,8 +135,10 @@ inline RefStep reference_step(std::vector<RefLayer>& layers, const float* images
           const double g = dy[static_cast<std::size_t>(i * l.out + o)];
           l.grad_b[static_cast<std::size_t>(o)] += g;
           for (Index k = 0; k < l.in; ++k) {
-            l.grad_w[static_cast<std::size_t>(o * l.in + k)] += g * l.x[static_cast<std::size_t>(i * l.in + k)];
-            dx[static_cast<std::size_t>(i * l.in + k)] += g * l.w[static_cast<std::size_t>(o * l.in + k)];
+            l.grad_w[static_cast<std::size_t>(o * l.in + k)] +=
+                g * l.x[static_cast<std::size_t>(i * l.in + k)];
+            dx[static_cast<std::size_t>(i * l.in + k)] +=
+                g * l.w[static_cast<std::size_t>(o * l.in + k)];
           }
         }
     } else if (l.kind == RefLayer::kBatchNorm) {
@@ -144,7 +146,8 @@ inline RefStep reference_step(std::vector<RefLayer>& layers, const float* images
       l.grad_w.assign(static_cast<std::size_t>(c), 0.0);
       l.grad_b.assign(static_cast<std::size_t>(c), 0.0);
       for (Index j = 0; j < c; ++j) {
-        // dx_hat = dy * gamma;  dx = inv_std / n * (n dx_hat - sum dx_hat - x_hat sum(dx_hat x_hat))
+        // dx_hat = dy * gamma
+        // dx = inv_std / n * (n dx_hat - sum dx_hat - x_hat sum(dx_hat x_hat))
         double sum_dxh = 0, sum_dxh_xh = 0;
         for (Index i = 0; i < n; ++i) {
           const std::size_t at = static_cast<std::size_t>(i * c + j);

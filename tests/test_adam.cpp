@@ -98,7 +98,8 @@ TEST_CASE("Optimizer: one interface for SGD, Adam and AdamW", "[adam][optimizer]
     opt->set_lr(0.5);
     CHECK(opt->lr() == 0.5);
     CHECK(opt->parameters().size() == 2);
-    CHECK_THROWS_WITH(opt->set_lr(-1), std::string(opt->name()) + "::set_lr: lr must be >= 0, got -1");
+    CHECK_THROWS_WITH(opt->set_lr(-1),
+                      std::string(opt->name()) + "::set_lr: lr must be >= 0, got -1");
   }
 }
 
@@ -157,19 +158,21 @@ void run_parity(const fx::AdamCase& c, const char* type) {
   CrossEntropyLoss<T> criterion;
   std::unique_ptr<Optimizer<T>> opt;
   if (std::string(c.optimizer) == "AdamW")
-    opt = std::make_unique<AdamW<T>>(linear.parameters(), c.lr, std::pair{c.beta1, c.beta2},
-                                     c.eps, c.weight_decay, c.amsgrad);
+    opt = std::make_unique<AdamW<T>>(linear.parameters(), c.lr, std::pair{c.beta1, c.beta2}, c.eps,
+                                     c.weight_decay, c.amsgrad);
   else
-    opt = std::make_unique<Adam<T>>(linear.parameters(), c.lr, std::pair{c.beta1, c.beta2},
-                                    c.eps, c.weight_decay, c.amsgrad);
+    opt = std::make_unique<Adam<T>>(linear.parameters(), c.lr, std::pair{c.beta1, c.beta2}, c.eps,
+                                    c.weight_decay, c.amsgrad);
   const std::string sched = c.scheduler;
   std::unique_ptr<ExponentialLR<Optimizer<T>>> exponential;
   std::unique_ptr<CosineAnnealingLR<Optimizer<T>>> cosine;
   std::unique_ptr<StepLR<Optimizer<T>>> step_lr;
-  if (sched == "ExponentialLR") exponential = std::make_unique<ExponentialLR<Optimizer<T>>>(*opt, c.gamma);
+  if (sched == "ExponentialLR")
+    exponential = std::make_unique<ExponentialLR<Optimizer<T>>>(*opt, c.gamma);
   if (sched == "CosineAnnealingLR")
     cosine = std::make_unique<CosineAnnealingLR<Optimizer<T>>>(*opt, c.T_max, c.eta_min);
-  if (sched == "StepLR") step_lr = std::make_unique<StepLR<Optimizer<T>>>(*opt, c.step_size, c.gamma);
+  if (sched == "StepLR")
+    step_lr = std::make_unique<StepLR<Optimizer<T>>>(*opt, c.step_size, c.gamma);
 
   const Index out = fx::optim::out_features, in = fx::optim::in_features;
   const std::size_t nb = static_cast<std::size_t>(fx::optim::num_batches);
@@ -183,9 +186,9 @@ void run_parity(const fx::AdamCase& c, const char* type) {
     REQUIRE(opt->lr() == Approx(c.lrs[s]).epsilon(1e-13).margin(0));
     if (sched != "CosineAnnealingLR") REQUIRE(opt->lr() == c.lrs[s]);
     opt->zero_grad();
-    const T loss = criterion.forward(linear.forward(to_tensor<T>(fx::optim::train_x[s % nb])),
-                                     Tensor<std::int64_t>({fx::optim::batch},
-                                                          fx::optim::train_target[s % nb]));
+    const T loss = criterion.forward(
+        linear.forward(to_tensor<T>(fx::optim::train_x[s % nb])),
+        Tensor<std::int64_t>({fx::optim::batch}, fx::optim::train_target[s % nb]));
     linear.backward(criterion.backward());
     opt->step();
     const std::string at = what + " step " + std::to_string(step);
@@ -213,14 +216,12 @@ void run_parity(const fx::AdamCase& c, const char* type) {
   CHECK(max_lr_rel <= 1e-13);
 }
 
-TEST_CASE("Parity: Adam and AdamW over 200 steps against torch.optim (double)",
-          "[adam][parity]") {
+TEST_CASE("Parity: Adam and AdamW over 200 steps against torch.optim (double)", "[adam][parity]") {
   REQUIRE(fx::optim::f64.size() == 8);
   for (const fx::AdamCase& c : fx::optim::f64) run_parity<double>(c, "double");
 }
 
-TEST_CASE("Parity: AdamW with amsgrad and weight decay over 200 steps (float)",
-          "[adam][parity]") {
+TEST_CASE("Parity: AdamW with amsgrad and weight decay over 200 steps (float)", "[adam][parity]") {
   REQUIRE(fx::optim::f32.size() == 1);
   run_parity<float>(fx::optim::f32[0], "float");
 }

@@ -6,7 +6,6 @@
 #include <backprop/linear.hpp>
 #include <backprop/sequential.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 using namespace backprop;
@@ -62,7 +61,8 @@ TEST_CASE("BatchNorm1d: gradcheck without running statistics", "[batch_norm1d][g
   CHECK(r.ok);
 }
 
-TEST_CASE("BatchNorm1d: train normalises with batch statistics, biased variance", "[batch_norm1d]") {
+TEST_CASE("BatchNorm1d: train normalises with batch statistics, biased variance",
+          "[batch_norm1d]") {
   BatchNorm1d<double> bn(2, /*eps=*/0.0 + 1e-12);
   const Tensor<double> x({4, 2}, {1, 10, 2, 20, 3, 30, 4, 40});
   const Tensor<double>& y = bn.forward(x);

@@ -4,7 +4,6 @@
 #include <backprop/bce_with_logits_loss.hpp>
 #include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 using namespace backprop;
@@ -43,7 +42,7 @@ TEST_CASE("BCEWithLogitsLoss: stable values for huge logits", "[bce_with_logits_
   const Tensor<float> x({1, 4}, {1000.0f, -1000.0f, 1000.0f, 40.0f});
   const Tensor<float> t({1, 4}, {1.0f, 0.0f, 0.0f, 1.0f});
   const Tensor<float> loss = none.forward_tensor(x, t);
-  CHECK(loss[0] == 0.0f);     // log(1 + e^-1000)
+  CHECK(loss[0] == 0.0f);  // log(1 + e^-1000)
   CHECK(loss[1] == 0.0f);
   CHECK(loss[2] == 1000.0f);  // the wrong side: the loss is the logit, not inf
   CHECK(loss[3] == Approx(std::exp(-40.0)).epsilon(1e-6));  // log1p keeps the tiny value
@@ -74,14 +73,14 @@ TEST_CASE("BCEWithLogitsLoss: values by hand, pos_weight per class or one for al
   CHECK(one.forward(x, t) == Approx((3 + 3 + 1 + 1) * std::log(2.0) / 4));
 }
 
-TEST_CASE("BCEWithLogitsLoss: misuse throws naming the problem",
-          "[bce_with_logits_loss][errors]") {
+TEST_CASE("BCEWithLogitsLoss: misuse throws naming the problem", "[bce_with_logits_loss][errors]") {
   BCEWithLogitsLoss<float> criterion(Reduction::Mean, Tensor<float>({3}));
   CHECK_THROWS_WITH(criterion.forward(Tensor<float>({2, 4}), Tensor<float>({2, 4})),
                     "BCEWithLogitsLoss::forward: pos_weight has 3 values, expected 1 or the "
                     "input's last dimension 4");
-  CHECK_THROWS_WITH(criterion.forward(Tensor<float>({2, 3}), Tensor<float>({2, 4})),
-                    "BCEWithLogitsLoss::forward: input has shape [2, 3] but target has shape [2, 4]");
+  CHECK_THROWS_WITH(
+      criterion.forward(Tensor<float>({2, 3}), Tensor<float>({2, 4})),
+      "BCEWithLogitsLoss::forward: input has shape [2, 3] but target has shape [2, 4]");
   CHECK_THROWS_WITH(BCEWithLogitsLoss<float>(Reduction::Sum, Tensor<float>({2, 2})),
                     "BCEWithLogitsLoss::BCEWithLogitsLoss: pos_weight must be 1-D (C), got shape "
                     "[2, 2]");

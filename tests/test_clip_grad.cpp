@@ -35,7 +35,7 @@ struct Params {
 TEST_CASE("clip_grad_norm_: a 3-4-5 triangle by hand", "[clip_grad]") {
   Params<double> p({fx::Array{{2}, {3.0, 0.0}}, fx::Array{{1}, {-4.0}}});
   CHECK(clip_grad_norm_(p.list(), 10.0) == 5.0);  // returns the norm; no clipping ...
-  CHECK(p.grads[0][0] == 3.0);                     // ... (the coefficient clamps to 1)
+  CHECK(p.grads[0][0] == 3.0);                    // ... (the coefficient clamps to 1)
   CHECK(clip_grad_norm_(p.list(), 1.0) == 5.0);
   CHECK(p.grads[0][0] == Approx(3.0 / (5.0 + 1e-6)).epsilon(1e-15));  // max_norm / (total + 1e-6)
   CHECK(p.grads[1][0] == Approx(-4.0 / (5.0 + 1e-6)).epsilon(1e-15));
@@ -43,14 +43,16 @@ TEST_CASE("clip_grad_norm_: a 3-4-5 triangle by hand", "[clip_grad]") {
   CHECK(clip_grad_norm_(q.list(), 1.0, INFINITY) == 4.0);
   CHECK(clip_grad_norm_(q.list(), 100.0, 1.0) == Approx(7.0 / (4.0 + 1e-6)).epsilon(1e-15));
   CHECK(clip_grad_norm_(std::vector<Parameter<double>>{}, 1.0) == 0.0);
-  CHECK_THROWS_WITH(clip_grad_norm_(q.list(), 1.0, 0.0), "clip_grad_norm_: norm_type must be > 0, got 0");
+  CHECK_THROWS_WITH(clip_grad_norm_(q.list(), 1.0, 0.0),
+                    "clip_grad_norm_: norm_type must be > 0, got 0");
 }
 
 TEST_CASE("clip_grad_value_: clamps each element", "[clip_grad]") {
   Params<float> p({fx::Array{{4}, {-3.0, -0.5, 0.25, 2.0}}});
   clip_grad_value_(p.list(), 1.0);
   CHECK(p.grads[0] == Tensor<float>({4}, {-1.0f, -0.5f, 0.25f, 1.0f}));
-  CHECK_THROWS_WITH(clip_grad_value_(p.list(), -1.0), "clip_grad_value_: clip_value must be >= 0, got -1");
+  CHECK_THROWS_WITH(clip_grad_value_(p.list(), -1.0),
+                    "clip_grad_value_: clip_value must be >= 0, got -1");
 }
 
 // Tolerances. double: rtol 1e-14; a sum of 25 squares, a sqrt and one division per element,
@@ -71,8 +73,8 @@ void run_clip_parity(const std::vector<fx::ClipCase>& cases, double rtol, const 
                                what + " total norm");
     for (std::size_t i = 0; i < p.grads.size(); ++i) {
       const fx::Array& e = c.grads[i];
-      backprop_test::check_close(p.grads[i], e.values, Shape(e.shape.begin(), e.shape.end()),
-                                 rtol, 0.0, what + " grad " + std::to_string(i));
+      backprop_test::check_close(p.grads[i], e.values, Shape(e.shape.begin(), e.shape.end()), rtol,
+                                 0.0, what + " grad " + std::to_string(i));
     }
   }
 }

@@ -3,7 +3,6 @@
 #include <backprop/cross_entropy_loss.hpp>
 #include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 using namespace backprop;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Dropout: gradient check with a fixed mask, eval/p=0/p=1, the mask's statistics and
-// reproducibility, backward = dy * mask, misuse. (PyTorch parity with a fixed mask: test_parity_layers.cpp.)
+// reproducibility, backward = dy * mask, misuse.
+// (PyTorch parity with a fixed mask: test_parity_layers.cpp.)
 #include <backprop/dropout.hpp>
 #include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -104,8 +104,8 @@ TEST_CASE("Dropout: the same seed gives the same mask, in float and double", "[d
 TEST_CASE("Dropout: eval and p = 0 are the identity and draw nothing, p = 1 gives x * 0",
           "[dropout]") {
   Generator gen(24);
-  const Tensor<double> x({2, 3}, {1.0, -2.0, std::numeric_limits<double>::quiet_NaN(), 4.0, -0.0,
-                                  6.0});
+  const Tensor<double> x({2, 3},
+                         {1.0, -2.0, std::numeric_limits<double>::quiet_NaN(), 4.0, -0.0, 6.0});
   const Tensor<double> dy({2, 3}, {1, 2, 3, 4, 5, 6});
   Dropout<double> eval_drop(0.5, gen);
   eval_drop.eval();
@@ -113,9 +113,8 @@ TEST_CASE("Dropout: eval and p = 0 are the identity and draw nothing, p = 1 give
   Tensor<double> y = eval_drop.forward(x);
   CHECK(std::isnan(y[2]));
   y[2] = x[2];
-  CHECK(std::equal(y.begin(), y.end(), x.begin(), [](double a, double b) {
-    return a == b || (std::isnan(a) && std::isnan(b));
-  }));
+  CHECK(std::equal(y.begin(), y.end(), x.begin(),
+                   [](double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }));
   CHECK(eval_drop.backward(dy) == dy);
   Dropout<double> p0(0.0, gen);
   const Tensor<double> y0 = p0.forward(x);
@@ -137,6 +136,7 @@ TEST_CASE("Dropout: misuse throws naming the problem", "[dropout][errors]") {
                     "Dropout: dropout probability has to be between 0 and 1, but got -0.1");
   Dropout<float> drop;
   drop.forward(Tensor<float>({3, 4}));
-  CHECK_THROWS_WITH(drop.backward(Tensor<float>({4, 3})),
-                    "Dropout::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      drop.backward(Tensor<float>({4, 3})),
+      "Dropout::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// GELU: gradient check, values (large inputs, NaN), misuse. (PyTorch parity: test_parity_layers.cpp.)
-#include <backprop/gradcheck.hpp>
+// GELU: gradient check, values (large inputs, NaN), misuse.
+// (PyTorch parity: test_parity_layers.cpp.)
 #include <backprop/gelu.hpp>
+#include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -25,14 +25,13 @@ TEST_CASE("GELU: gradcheck", "[gelu][gradcheck]") {
   }
 }
 
-
 TEST_CASE("GELU: values of both forms, NaN stays NaN", "[gelu]") {
   GELU<double> exact, approx("tanh");
   CHECK(exact.approximate() == "none");
   const Tensor<double> x({1, 5}, {0.0, 1.0, -1.0, 40.0, nan_d});
   const Tensor<double> y = exact.forward(x);
   CHECK(y[0] == 0.0);
-  CHECK(y[1] == Approx(0.8413447460685429).epsilon(1e-15));  // Phi(1)
+  CHECK(y[1] == Approx(0.8413447460685429).epsilon(1e-15));    // Phi(1)
   CHECK(y[2] == Approx(-0.15865525393145707).epsilon(1e-14));  // -1 * Phi(-1)
   CHECK(y[3] == 40.0);
   CHECK(std::isnan(y[4]));
@@ -43,7 +42,8 @@ TEST_CASE("GELU: values of both forms, NaN stays NaN", "[gelu]") {
   CHECK(dx[3] == 1.0);
   CHECK(std::isnan(dx[4]));
   const Tensor<double> ya = approx.forward(x);
-  CHECK(ya[1] == Approx(0.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * (1 + 0.044715)))).epsilon(1e-15));
+  CHECK(ya[1] ==
+        Approx(0.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * (1 + 0.044715)))).epsilon(1e-15));
   CHECK(std::abs(ya[1] - y[1]) < 1e-3);  // the approximation is close, not equal
   CHECK(ya[1] != y[1]);
   CHECK(std::isnan(approx.backward(Tensor<double>::ones({1, 5}))[4]));
@@ -53,6 +53,7 @@ TEST_CASE("GELU: values of both forms, NaN stays NaN", "[gelu]") {
 TEST_CASE("GELU: backward with the wrong shape throws", "[gelu][errors]") {
   GELU<double> act;
   act.forward(Tensor<double>({3, 4}));
-  CHECK_THROWS_WITH(act.backward(Tensor<double>({4, 3})),
-                    "GELU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      act.backward(Tensor<double>({4, 3})),
+      "GELU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }

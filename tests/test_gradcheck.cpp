@@ -29,8 +29,7 @@ struct WrongShape : WrongDouble {
 };
 }  // namespace
 
-TEST_CASE("gradcheck: a module whose input does not require grad (first layer)",
-          "[gradcheck]") {
+TEST_CASE("gradcheck: a module whose input does not require grad (first layer)", "[gradcheck]") {
   // Before the fix, gradcheck compared "input" unconditionally and read the empty tensor
   // that Linear::backward returns here: a crash (null data) or a failure on garbage.
   Generator gen(60);
@@ -62,7 +61,8 @@ TEST_CASE("gradcheck: a wrong backward fails, a wrong shape is reported", "[grad
 
 TEST_CASE("gradcheck: any loss, and a wrong one fails", "[gradcheck]") {
   Generator gen(62);
-  const Tensor<double> x = Tensor<double>::randn({3, 2}, gen), t = Tensor<double>::randn({3, 2}, gen);
+  const Tensor<double> x = Tensor<double>::randn({3, 2}, gen),
+                       t = Tensor<double>::randn({3, 2}, gen);
   MSELoss<double> mse;
   CHECK(gradcheck(mse, x, t).ok);
   // the same loss with its gradient halved: a loss whose backward is wrong must fail

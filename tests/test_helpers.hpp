@@ -4,7 +4,6 @@
 
 #include <backprop/tensor.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <sstream>
 #include <string>

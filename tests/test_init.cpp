@@ -18,7 +18,8 @@ TEST_CASE("init: calculate_gain and the fans, as torch.nn.init", "[init]") {
   CHECK(init::calculate_gain("leaky_relu", 0.2) == std::sqrt(2.0 / 1.04));
   CHECK(init::calculate_gain("leaky_relu", 0.0) == std::sqrt(2.0));
   CHECK(init::calculate_gain("selu") == 0.75);
-  CHECK_THROWS_WITH(init::calculate_gain("gelu"), "init::calculate_gain: unsupported nonlinearity 'gelu'");
+  CHECK_THROWS_WITH(init::calculate_gain("gelu"),
+                    "init::calculate_gain: unsupported nonlinearity 'gelu'");
 
   const Tensor<float> linear = Tensor<float>::zeros({300, 784});  // (out, in)
   CHECK(init::fan_in(linear) == 784);

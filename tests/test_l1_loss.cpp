@@ -4,7 +4,6 @@
 #include <backprop/gradcheck.hpp>
 #include <backprop/l1_loss.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 

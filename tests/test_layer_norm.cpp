@@ -6,7 +6,6 @@
 #include <backprop/linear.hpp>
 #include <backprop/sequential.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 using namespace backprop;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// LeakyReLU: gradient check, values (large inputs, NaN), misuse. (PyTorch parity: test_parity_layers.cpp.)
+// LeakyReLU: gradient check, values (large inputs, NaN), misuse.
+// (PyTorch parity: test_parity_layers.cpp.)
 #include <backprop/gradcheck.hpp>
 #include <backprop/leaky_relu.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -25,7 +25,6 @@ TEST_CASE("LeakyReLU: gradcheck", "[leaky_relu][gradcheck]") {
   CHECK(r.checked == 35);
 }
 
-
 TEST_CASE("LeakyReLU: values, the slope at 0, NaN as PyTorch", "[leaky_relu]") {
   LeakyReLU<double> act;  // negative_slope 0.01
   CHECK(act.negative_slope() == 0.01);
@@ -45,6 +44,7 @@ TEST_CASE("LeakyReLU: values, the slope at 0, NaN as PyTorch", "[leaky_relu]") {
 TEST_CASE("LeakyReLU: backward with the wrong shape throws", "[leaky_relu][errors]") {
   LeakyReLU<double> act(0.2);
   act.forward(Tensor<double>({3, 4}));
-  CHECK_THROWS_WITH(act.backward(Tensor<double>({4, 3})),
-                    "LeakyReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      act.backward(Tensor<double>({4, 3})),
+      "LeakyReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }

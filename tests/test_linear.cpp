@@ -3,7 +3,6 @@
 #include <backprop/gradcheck.hpp>
 #include <backprop/linear.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 using namespace backprop;
@@ -61,8 +60,7 @@ TEST_CASE("Linear: default initialisation is U(-1/sqrt(in), 1/sqrt(in))", "[line
   CHECK(layer.bias.vector().cwiseAbs().maxCoeff() <= bound);
   // mean ~ 0 and variance ~ bound^2 / 3 over 20000 draws
   const double mean = layer.weight.vector().cast<double>().mean();
-  const double var =
-      (layer.weight.vector().cast<double>().array() - mean).square().mean();
+  const double var = (layer.weight.vector().cast<double>().array() - mean).square().mean();
   CHECK(std::abs(mean) < 0.01 * bound);
   CHECK(var == Approx(bound * bound / 3.0).epsilon(0.03));
   // the same seed gives the same weights
@@ -88,8 +86,10 @@ TEST_CASE("Linear: misuse throws naming class, argument, expected and got", "[li
   CHECK_THROWS_WITH(Linear<float>(0, 3), "Linear: in_features must be positive, got 0");
   CHECK_THROWS_WITH(Linear<float>(3, -1), "Linear: out_features must be positive, got -1");
   Linear<float> fresh(3, 2);
-  CHECK_THROWS_WITH(fresh.backward(Tensor<float>({4, 2})), "Linear::backward: called before forward");
+  CHECK_THROWS_WITH(fresh.backward(Tensor<float>({4, 2})),
+                    "Linear::backward: called before forward");
   layer.forward(Tensor<float>({4, 784}));
-  CHECK_THROWS_WITH(layer.backward(Tensor<float>({4, 9})),
-                    "Linear::backward: grad_output has shape [4, 9], expected the output's shape [4, 10]");
+  CHECK_THROWS_WITH(
+      layer.backward(Tensor<float>({4, 9})),
+      "Linear::backward: grad_output has shape [4, 9], expected the output's shape [4, 10]");
 }

@@ -7,7 +7,6 @@
 #include <backprop/loss.hpp>
 #include <backprop/mse_loss.hpp>
 #include <catch2/catch.hpp>
-
 #include <memory>
 #include <vector>
 
@@ -53,10 +52,12 @@ TEST_CASE("Loss: misuse of the reductions throws naming the problem", "[loss][er
   CHECK_THROWS_WITH(none.backward(),
                     "MSELoss::backward: reduction is None: pass grad_output as a tensor of the "
                     "loss's shape");
-  CHECK_THROWS_WITH(none.backward(Tensor<float>({6})),
-                    "MSELoss::backward: grad_output has shape [6], expected the loss's shape [2, 3]");
+  CHECK_THROWS_WITH(
+      none.backward(Tensor<float>({6})),
+      "MSELoss::backward: grad_output has shape [6], expected the loss's shape [2, 3]");
   MSELoss<float> mean;
   mean.forward(x, t);
-  CHECK_THROWS_WITH(mean.backward(Tensor<float>({2, 3})),
-                    "MSELoss::backward: grad_output has shape [2, 3], expected the loss's shape []");
+  CHECK_THROWS_WITH(
+      mean.backward(Tensor<float>({2, 3})),
+      "MSELoss::backward: grad_output has shape [2, 3], expected the loss's shape []");
 }

@@ -53,7 +53,8 @@ TEST_CASE("CosineAnnealingLR: the closed form at its landmarks", "[lr_scheduler]
 // each recursion step rounds a few times, so over 40 epochs the two drift apart by a few
 // dozen ulps at most: rel 1e-13 (+ atol 1e-17 for PyTorch's exact 0 at T_max).
 // Measured (clang 14, -O2): max rel difference 9.2e-15.
-TEST_CASE("Parity: the lr of 40 epochs of each scheduler against PyTorch", "[lr_scheduler][parity]") {
+TEST_CASE("Parity: the lr of 40 epochs of each scheduler against PyTorch",
+          "[lr_scheduler][parity]") {
   Scalar s;
   SGD<double> opt(s.params(), 0.1);
   Optimizer<double>& any = opt;  // the schedules drive any optimizer through the interface
@@ -91,9 +92,11 @@ TEST_CASE("StepLR: step() walks PyTorch's epochs, with any optimizer", "[lr_sche
 TEST_CASE("Schedulers: bad arguments throw", "[lr_scheduler][errors]") {
   Scalar s;
   SGD<double> opt(s.params(), 0.1);
-  CHECK_THROWS_WITH(ExponentialLR<SGD<double>>(opt, 0.0), "ExponentialLR: gamma must be > 0, got 0");
+  CHECK_THROWS_WITH(ExponentialLR<SGD<double>>(opt, 0.0),
+                    "ExponentialLR: gamma must be > 0, got 0");
   CHECK_THROWS_WITH(CosineAnnealingLR<SGD<double>>(opt, 0),
                     "CosineAnnealingLR: T_max must be > 0, got 0");
   CosineAnnealingLR<SGD<double>> cosine(opt, 3);
-  CHECK_THROWS_WITH(cosine.set_epoch(-1), "CosineAnnealingLR::set_epoch: epoch must be >= 0, got -1");
+  CHECK_THROWS_WITH(cosine.set_epoch(-1),
+                    "CosineAnnealingLR::set_epoch: epoch must be >= 0, got -1");
 }

@@ -4,7 +4,6 @@
 #include <backprop/backprop.hpp>
 #include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -22,13 +21,22 @@ std::vector<std::string> names(Module<float>& m) {
 
 TEST_CASE("Module: reference 1's state_dict keys are PyTorch's", "[module]") {
   mnist::Net<float> net;
-  const std::vector<std::string> expected = {
-      "layer1.0.weight",       "layer1.0.bias",        "layer1.1.weight",
-      "layer1.1.bias",         "layer1.1.running_mean", "layer1.1.running_var",
-      "layer1.1.num_batches_tracked", "layer2.0.weight", "layer2.0.bias",
-      "layer2.1.weight",       "layer2.1.bias",        "layer2.1.running_mean",
-      "layer2.1.running_var",  "layer2.1.num_batches_tracked", "layer3.0.weight",
-      "layer3.0.bias"};
+  const std::vector<std::string> expected = {"layer1.0.weight",
+                                             "layer1.0.bias",
+                                             "layer1.1.weight",
+                                             "layer1.1.bias",
+                                             "layer1.1.running_mean",
+                                             "layer1.1.running_var",
+                                             "layer1.1.num_batches_tracked",
+                                             "layer2.0.weight",
+                                             "layer2.0.bias",
+                                             "layer2.1.weight",
+                                             "layer2.1.bias",
+                                             "layer2.1.running_mean",
+                                             "layer2.1.running_var",
+                                             "layer2.1.num_batches_tracked",
+                                             "layer3.0.weight",
+                                             "layer3.0.bias"};
   CHECK(names(net) == expected);
   const auto params = net.parameters();
   REQUIRE(params.size() == 10);

@@ -24,7 +24,7 @@ TEST_CASE("MSELoss: gradcheck, mean, sum and none", "[mse_loss][gradcheck]") {
 TEST_CASE("MSELoss: values by hand", "[mse_loss]") {
   const Tensor<double> x({2, 2}, {1, 2, 3, 4}), t({2, 2}, {1, 0, 5, 1});
   MSELoss<double> mean;
-  CHECK(mean.forward(x, t) == (0 + 4 + 4 + 9) / 4.0);  // over all elements, not rows
+  CHECK(mean.forward(x, t) == (0 + 4 + 4 + 9) / 4.0);                 // over all elements, not rows
   CHECK(mean.backward() == Tensor<double>({2, 2}, {0, 1, -1, 1.5}));  // 2 (x - t) / 4
   MSELoss<double> sum(Reduction::Sum);
   CHECK(sum(x, t) == 17.0);

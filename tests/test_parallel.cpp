@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // parallel.hpp: the thread pool runs every block exactly once, and training gives bitwise the
 // same model with 1, 2 and 3 threads (each output element is one single-threaded sum).
+#include <atomic>
 #include <backprop/backprop.hpp>
 #include <catch2/catch.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -57,7 +56,10 @@ TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", 
       for (int repeat = 0; repeat < 25; ++repeat) {
         std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
         detail::thread_pool().run(
-            n, [](void* p, std::int64_t i) { (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++; },
+            n,
+            [](void* p, std::int64_t i) {
+              (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++;
+            },
             &hits);
         for (std::int64_t i = 0; i < n; ++i) REQUIRE(hits[std::size_t(i)].load() == 1);
       }
@@ -114,7 +116,8 @@ TEST_CASE("ThreadPool: a helper runs the block the caller cannot reach", "[paral
             return;
           }
           const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-          while (!c.started1 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+          while (!c.started1 && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::yield();
           c.timed_out = !c.started1;
         },
         &ctx);
@@ -123,7 +126,8 @@ TEST_CASE("ThreadPool: a helper runs the block the caller cannot reach", "[paral
   }
 }
 
-TEST_CASE("ThreadPool: an exception in a block is rethrown after every block returned", "[parallel]") {
+TEST_CASE("ThreadPool: an exception in a block is rethrown after every block returned",
+          "[parallel]") {
   OneThreadAfter restore;
   for (int threads : {1, 2}) {
     set_num_threads(threads);
@@ -138,7 +142,10 @@ TEST_CASE("ThreadPool: an exception in a block is rethrown after every block ret
     // The pool is usable afterwards, and the next job's blocks each run once.
     std::vector<std::atomic<int>> next(5);
     detail::thread_pool().run(
-        5, [](void* p, std::int64_t i) { (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++; },
+        5,
+        [](void* p, std::int64_t i) {
+          (*static_cast<std::vector<std::atomic<int>>*>(p))[std::size_t(i)]++;
+        },
         &next);
     for (auto& h : next) CHECK(h.load() == 1);
   }

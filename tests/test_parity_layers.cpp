@@ -3,10 +3,9 @@
 // torch 1.13's float64 and float32 results (tests/fixtures/parity_layers.hpp, written by
 // tests/reference/make_fixtures_layers.py). Set BACKPROP_PRINT_ERRORS=1 to print the
 // largest errors measured.
+#include <algorithm>
 #include <backprop/backprop.hpp>
 #include <catch2/catch.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -64,7 +63,8 @@ const fx::Array& find(const std::vector<fx::NamedArray>& arrays, const std::stri
 template <typename T>
 Tensor<T> input(const std::string& name) {
   const fx::Array& a = find(fx::layers::inputs, name);
-  return Tensor<T>(Shape(a.shape.begin(), a.shape.end()), std::vector<T>(a.values.begin(), a.values.end()));
+  return Tensor<T>(Shape(a.shape.begin(), a.shape.end()),
+                   std::vector<T>(a.values.begin(), a.values.end()));
 }
 
 // The largest errors seen, per precision, for the report.
@@ -92,7 +92,8 @@ void check(const Tensor<T>& actual, const std::string& name) {
         std::max(Measured<T>::max_ratio, err / (Tol<T>::atol + Tol<T>::rtol * std::abs(x)));
   }
   backprop_test::check_close(actual, e.values, Shape(e.shape.begin(), e.shape.end()), Tol<T>::rtol,
-                             Tol<T>::atol, std::string(std::is_same_v<T, double> ? "double " : "float ") + name);
+                             Tol<T>::atol,
+                             std::string(std::is_same_v<T, double> ? "double " : "float ") + name);
 }
 
 template <typename T>
@@ -134,14 +135,14 @@ TEMPLATE_TEST_CASE("Parity: Sigmoid, Tanh, GELU and LeakyReLU", "[parity][parity
   check_act(leaky, "leaky_relu");
 }
 
-TEMPLATE_TEST_CASE("Parity: LayerNorm with and without affine, 2-D and 3-D", "[parity][parity_layers]",
-                   double, float) {
+TEMPLATE_TEST_CASE("Parity: LayerNorm with and without affine, 2-D and 3-D",
+                   "[parity][parity_layers]", double, float) {
   using T = TestType;
   for (const char* tag : {"affine", "plain", "3d"}) {
     const std::string p = std::string("ln.") + tag;
     const bool affine = std::strcmp(tag, "plain") != 0;
-    LayerNorm<T> ln = std::strcmp(tag, "3d") == 0 ? LayerNorm<T>(Shape{3, 4})
-                                                  : LayerNorm<T>(7, 1e-5, affine);
+    LayerNorm<T> ln =
+        std::strcmp(tag, "3d") == 0 ? LayerNorm<T>(Shape{3, 4}) : LayerNorm<T>(7, 1e-5, affine);
     if (affine) {
       ln.weight = input<T>(p + ".weight");
       ln.bias = input<T>(p + ".bias");
@@ -195,13 +196,13 @@ TEMPLATE_TEST_CASE("Parity: MSELoss, L1Loss, BCEWithLogitsLoss, CrossEntropyLoss
 TEST_CASE("Parity: the largest errors measured (BACKPROP_PRINT_ERRORS=1 prints them)",
           "[parity][parity_layers]") {
   if (std::getenv("BACKPROP_PRINT_ERRORS"))
-    std::printf("parity_layers: double max rel %.3g at %s (|expected| > 1e-6), max abs %.3g at %s, "
-                "max error/tolerance %.3g\n               float max rel %.3g at %s, max abs %.3g "
-                "at %s, max error/tolerance %.3g\n",
-                Measured<double>::max_rel, Measured<double>::worst_rel.c_str(),
-                Measured<double>::max_abs, Measured<double>::worst_abs.c_str(),
-                Measured<double>::max_ratio, Measured<float>::max_rel,
-                Measured<float>::worst_rel.c_str(), Measured<float>::max_abs,
-                Measured<float>::worst_abs.c_str(), Measured<float>::max_ratio);
+    std::printf(
+        "parity_layers: double max rel %.3g at %s (|expected| > 1e-6), max abs %.3g at %s, "
+        "max error/tolerance %.3g\n               float max rel %.3g at %s, max abs %.3g "
+        "at %s, max error/tolerance %.3g\n",
+        Measured<double>::max_rel, Measured<double>::worst_rel.c_str(), Measured<double>::max_abs,
+        Measured<double>::worst_abs.c_str(), Measured<double>::max_ratio, Measured<float>::max_rel,
+        Measured<float>::worst_rel.c_str(), Measured<float>::max_abs,
+        Measured<float>::worst_abs.c_str(), Measured<float>::max_ratio);
   SUCCEED();
 }

@@ -3,7 +3,6 @@
 #include <backprop/gradcheck.hpp>
 #include <backprop/relu.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -35,8 +34,9 @@ TEST_CASE("ReLU: forward and backward values, any rank", "[relu]") {
 TEST_CASE("ReLU: backward with the wrong shape throws", "[relu][errors]") {
   ReLU<float> relu;
   relu.forward(Tensor<float>({3, 4}));
-  CHECK_THROWS_WITH(relu.backward(Tensor<float>({4, 3})),
-                    "ReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      relu.backward(Tensor<float>({4, 3})),
+      "ReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }
 
 TEST_CASE("ReLU: NaN stays NaN, and its gradient is PyTorch's", "[relu]") {

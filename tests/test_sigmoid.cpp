@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Sigmoid: gradient check, values (large inputs, NaN), misuse. (PyTorch parity: test_parity_layers.cpp.)
+// Sigmoid: gradient check, values (large inputs, NaN), misuse.
+// (PyTorch parity: test_parity_layers.cpp.)
 #include <backprop/gradcheck.hpp>
 #include <backprop/sigmoid.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -16,14 +16,13 @@ const double nan_d = std::numeric_limits<double>::quiet_NaN();
 TEST_CASE("Sigmoid: gradcheck", "[sigmoid][gradcheck]") {
   Generator gen(40);
   Tensor<double> x = Tensor<double>::randn({5, 7}, gen, 0.0, 2.0);
-  
+
   Sigmoid<double> act;
   const GradcheckResult r = gradcheck(act, x);  // tolerance: torch gradcheck defaults
   INFO(r.failures);
   CHECK(r.ok);
   CHECK(r.checked == 35);
 }
-
 
 TEST_CASE("Sigmoid: values, no overflow for large |x|, NaN stays NaN", "[sigmoid]") {
   Sigmoid<double> act;
@@ -47,6 +46,7 @@ TEST_CASE("Sigmoid: values, no overflow for large |x|, NaN stays NaN", "[sigmoid
 TEST_CASE("Sigmoid: backward with the wrong shape throws", "[sigmoid][errors]") {
   Sigmoid<double> act;
   act.forward(Tensor<double>({3, 4}));
-  CHECK_THROWS_WITH(act.backward(Tensor<double>({4, 3})),
-                    "Sigmoid::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      act.backward(Tensor<double>({4, 3})),
+      "Sigmoid::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }

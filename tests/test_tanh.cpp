@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Tanh: gradient check, values (large inputs, NaN), misuse. (PyTorch parity: test_parity_layers.cpp.)
+// Tanh: gradient check, values (large inputs, NaN), misuse.
+// (PyTorch parity: test_parity_layers.cpp.)
 #include <backprop/gradcheck.hpp>
 #include <backprop/tanh.hpp>
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <limits>
 
@@ -16,14 +16,13 @@ const double nan_d = std::numeric_limits<double>::quiet_NaN();
 TEST_CASE("Tanh: gradcheck", "[tanh][gradcheck]") {
   Generator gen(41);
   Tensor<double> x = Tensor<double>::randn({5, 7}, gen, 0.0, 2.0);
-  
+
   Tanh<double> act;
   const GradcheckResult r = gradcheck(act, x);  // tolerance: torch gradcheck defaults
   INFO(r.failures);
   CHECK(r.ok);
   CHECK(r.checked == 35);
 }
-
 
 TEST_CASE("Tanh: values, saturation, NaN stays NaN", "[tanh]") {
   Tanh<double> act;
@@ -44,6 +43,7 @@ TEST_CASE("Tanh: values, saturation, NaN stays NaN", "[tanh]") {
 TEST_CASE("Tanh: backward with the wrong shape throws", "[tanh][errors]") {
   Tanh<double> act;
   act.forward(Tensor<double>({3, 4}));
-  CHECK_THROWS_WITH(act.backward(Tensor<double>({4, 3})),
-                    "Tanh::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+  CHECK_THROWS_WITH(
+      act.backward(Tensor<double>({4, 3})),
+      "Tanh::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
 }

@@ -90,8 +90,7 @@ TEST_CASE("Tensor: misuse throws with a message naming the problem", "[tensor][e
   Tensor<float> t({2, 3});
   CHECK_THROWS_WITH(t.reshape({4, 2}),
                     "Tensor::reshape: shape [4, 2] is invalid for input of size 6");
-  CHECK_THROWS_WITH(t.reshape({-1, -1}),
-                    "Tensor::reshape: only one size may be -1, got [-1, -1]");
+  CHECK_THROWS_WITH(t.reshape({-1, -1}), "Tensor::reshape: only one size may be -1, got [-1, -1]");
   CHECK_THROWS_WITH(t.size(2), "Tensor::size: dimension 2 out of range for a tensor of rank 2");
   CHECK_THROWS_WITH(t.at({2, 0}), "Tensor::at: index 2 out of range for dim 0 of size 2");
   CHECK_THROWS_WITH(Tensor<float>({3}).matrix(),

@@ -27,9 +27,10 @@ struct Net : Module<float> {
 
 int main() {
   Net model;
-  CrossEntropyLoss<float> criterion;                          // nn.CrossEntropyLoss()
-  SGD<float> optimizer(model.parameters(), 0.01, 0.5);        // optim.SGD(..., lr, momentum)
-  StepLR<SGD<float>> schedule(optimizer, 5, 0.1, /*decay_at_start=*/true);  // lr *= 0.1 if epoch % 5 == 0
+  CrossEntropyLoss<float> criterion;                    // nn.CrossEntropyLoss()
+  SGD<float> optimizer(model.parameters(), 0.01, 0.5);  // optim.SGD(..., lr, momentum)
+  // if epoch % 5 == 0: lr *= 0.1   (at the start of epoch 0 too, as reference 1)
+  StepLR<SGD<float>> schedule(optimizer, 5, 0.1, /*decay_at_start=*/true);
 
   Generator gen(0);
   Tensor<float> img = Tensor<float>::randn({64, 784}, gen);  // a batch (use MNIST here)
@@ -38,10 +39,10 @@ int main() {
   for (Index epoch = 0; epoch < 20; ++epoch) {
     model.train();
     schedule.set_epoch(epoch);
-    optimizer.zero_grad();                                    // optimizer.zero_grad()
+    optimizer.zero_grad();                                      // optimizer.zero_grad()
     float loss = criterion.forward(model.forward(img), label);  // loss = criterion(out, label)
-    model.backward(criterion.backward());                     // loss.backward()
-    optimizer.step();                                         // optimizer.step()
+    model.backward(criterion.backward());                       // loss.backward()
+    optimizer.step();                                           // optimizer.step()
     std::printf("epoch: %d, loss: %.4f\n", static_cast<int>(epoch), loss);
   }
 }

@@ -20,8 +20,8 @@ template <typename T>
 class Adam : public Optimizer<T> {
  public:
   Adam(std::vector<Parameter<T>> parameters, double lr = 1e-3,
-       std::pair<double, double> betas = {0.9, 0.999}, double eps = 1e-8,
-       double weight_decay = 0, bool amsgrad = false)
+       std::pair<double, double> betas = {0.9, 0.999}, double eps = 1e-8, double weight_decay = 0,
+       bool amsgrad = false)
       : Adam(std::move(parameters), lr, betas, eps, weight_decay, amsgrad, false, "Adam") {}
 
   // t = step, counted from 1 (PyTorch's state["step"]); g = grad; for each element:
@@ -83,8 +83,11 @@ class Adam : public Optimizer<T> {
     if (amsgrad_) visitor.tensors("max_exp_avg_sq", max_exp_avg_sq_);
   }
   std::vector<std::pair<const char*, double>> hyperparameters() const override {
-    return {{"beta1", beta1_}, {"beta2", beta2_}, {"eps", eps_},
-            {"weight_decay", weight_decay_}, {"amsgrad", amsgrad_ ? 1.0 : 0.0}};
+    return {{"beta1", beta1_},
+            {"beta2", beta2_},
+            {"eps", eps_},
+            {"weight_decay", weight_decay_},
+            {"amsgrad", amsgrad_ ? 1.0 : 0.0}};
   }
 
   std::int64_t step_count() const { return step_; }
@@ -94,10 +97,14 @@ class Adam : public Optimizer<T> {
   std::vector<Tensor<T>>& max_exp_avg_sq() { return max_exp_avg_sq_; }
 
  protected:
-  Adam(std::vector<Parameter<T>> parameters, double lr, std::pair<double, double> betas,
-       double eps, double weight_decay, bool amsgrad, bool decoupled, const char* who)
-      : Optimizer<T>(std::move(parameters), lr, who), beta1_(betas.first),
-        beta2_(betas.second), eps_(eps), weight_decay_(weight_decay), amsgrad_(amsgrad),
+  Adam(std::vector<Parameter<T>> parameters, double lr, std::pair<double, double> betas, double eps,
+       double weight_decay, bool amsgrad, bool decoupled, const char* who)
+      : Optimizer<T>(std::move(parameters), lr, who),
+        beta1_(betas.first),
+        beta2_(betas.second),
+        eps_(eps),
+        weight_decay_(weight_decay),
+        amsgrad_(amsgrad),
         decoupled_(decoupled) {
     detail::check(eps >= 0, who, "eps must be >= 0, got ", eps);
     detail::check(beta1_ >= 0 && beta1_ < 1, who, "beta1 must be in [0, 1), got ", beta1_);

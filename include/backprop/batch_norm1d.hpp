@@ -29,13 +29,16 @@ class BatchNorm1d : public Module<T> {
  public:
   explicit BatchNorm1d(Index num_features, double eps = 1e-5, double momentum = 0.1,
                        bool affine = true, bool track_running_stats = true)
-      : num_features_(num_features), eps_(eps), momentum_(momentum), affine_(affine),
+      : num_features_(num_features),
+        eps_(eps),
+        momentum_(momentum),
+        affine_(affine),
         track_running_stats_(track_running_stats) {
     detail::check(num_features > 0, "BatchNorm1d", "num_features must be positive, got ",
                   num_features);
     detail::check(eps > 0, "BatchNorm1d", "eps must be positive, got ", eps);
-    detail::check(momentum >= 0 && momentum <= 1, "BatchNorm1d",
-                  "momentum must be in [0, 1], got ", momentum);
+    detail::check(momentum >= 0 && momentum <= 1, "BatchNorm1d", "momentum must be in [0, 1], got ",
+                  momentum);
     if (affine_) {
       weight = Tensor<T>::ones({num_features});
       bias = Tensor<T>::zeros({num_features});
@@ -69,10 +72,10 @@ class BatchNorm1d : public Module<T> {
     VectorMap inv_std = inv_std_.vector();
     MatrixMap x_hat = x_hat_.matrix();
     if (batch_stats) {
-      mean = xm.colwise().mean().transpose();                              // (C)
-      x_hat = xm.rowwise() - mean.transpose();                             // x - mean, (N, C)
+      mean = xm.colwise().mean().transpose();   // (C)
+      x_hat = xm.rowwise() - mean.transpose();  // x - mean, (N, C)
       var_.resize({num_features_});
-      var_.vector() = x_hat.colwise().squaredNorm().transpose() / T(n);    // biased, (C)
+      var_.vector() = x_hat.colwise().squaredNorm().transpose() / T(n);  // biased, (C)
       inv_std = (var_.vector().array() + T(eps_)).rsqrt().matrix();
       x_hat.array().rowwise() *= inv_std.transpose().array();
       if (this->is_training() && track_running_stats_) {
@@ -90,8 +93,8 @@ class BatchNorm1d : public Module<T> {
     used_batch_stats_ = batch_stats;
     output_.resize(x.shape());
     if (affine_) {
-      output_.matrix() = (x_hat.array().rowwise() * weight.vector().transpose().array())
-                             .rowwise() + bias.vector().transpose().array();
+      output_.matrix() = (x_hat.array().rowwise() * weight.vector().transpose().array()).rowwise() +
+                         bias.vector().transpose().array();
     } else {
       output_.matrix() = x_hat;
     }
@@ -115,12 +118,12 @@ class BatchNorm1d : public Module<T> {
     VectorMap sum_dy = sum_dy_.vector();
     VectorMap sum_dy_x_hat = sum_dy_x_hat_.vector();
     VectorMap scale = scale_.vector();
-    sum_dy = dy.colwise().sum().transpose();                                   // (C)
-    sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();         // (C)
+    sum_dy = dy.colwise().sum().transpose();                            // (C)
+    sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();  // (C)
     if (affine_) {
       grad_bias.vector() += sum_dy;
       grad_weight.vector() += sum_dy_x_hat;
-      scale = weight.vector().cwiseProduct(inv_std_.vector());                  // gamma * inv_std
+      scale = weight.vector().cwiseProduct(inv_std_.vector());  // gamma * inv_std
     } else {
       scale = inv_std_.vector();
     }
@@ -128,8 +131,8 @@ class BatchNorm1d : public Module<T> {
     MatrixMap dx = grad_input_.matrix();
     if (used_batch_stats_) {
       // The sums become means in place (a broadcast of an expression would allocate).
-      sum_dy /= T(n);          // mean_n(dy)
-      sum_dy_x_hat /= T(n);    // mean_n(dy * x_hat)
+      sum_dy /= T(n);        // mean_n(dy)
+      sum_dy_x_hat /= T(n);  // mean_n(dy * x_hat)
       // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat)
       dx = dy.rowwise() - sum_dy.transpose();
       dx -= (x_hat.array().rowwise() * sum_dy_x_hat.transpose().array()).matrix();
@@ -165,9 +168,9 @@ class BatchNorm1d : public Module<T> {
   double eps_, momentum_;
   bool affine_, track_running_stats_;
   bool used_batch_stats_ = false;
-  Tensor<T> x_hat_, inv_std_;                      // saved: (N, C), (C)
-  Tensor<T> mean_, var_, output_, grad_input_;     // reused buffers
-  Tensor<T> sum_dy_, sum_dy_x_hat_, scale_;        // reused buffers (C)
+  Tensor<T> x_hat_, inv_std_;                   // saved: (N, C), (C)
+  Tensor<T> mean_, var_, output_, grad_input_;  // reused buffers
+  Tensor<T> sum_dy_, sum_dy_x_hat_, scale_;     // reused buffers (C)
 };
 
 }  // namespace backprop

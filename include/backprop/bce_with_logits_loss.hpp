@@ -51,8 +51,8 @@ class BCEWithLogitsLoss : public Loss<T> {
     output_.resize(input.shape());  // loss_i first, reduced below
     for (Index i = 0; i < n; ++i) {
       const T x = input[i], t = target[i];
-      const T log_weight = T(1) + (pw(i, c) - T(1)) * t;         // 1 + (pw - 1) t
-      const T e = std::exp(-std::abs(x));                          // in (0, 1]: no overflow
+      const T log_weight = T(1) + (pw(i, c) - T(1)) * t;  // 1 + (pw - 1) t
+      const T e = std::exp(-std::abs(x));                 // in (0, 1]: no overflow
       // softplus(-x) = log(1 + exp(-x)) = max(-x, 0) + log1p(exp(-|x|))
       const T softplus_neg_x = std::max(-x, T(0)) + std::log1p(e);
       output_[i] = (T(1) - t) * x + log_weight * softplus_neg_x;

@@ -34,13 +34,14 @@ T clip_grad_norm_(const std::vector<Parameter<T>>& parameters, double max_norm,
     double norm_i = 0;
     for (const T g : std::as_const(*p.grad)) {
       const double a = std::abs(static_cast<double>(g));
-      norm_i = inf ? std::max(norm_i, a) : norm_i + (norm_type == 2 ? a * a : std::pow(a, norm_type));
+      norm_i =
+          inf ? std::max(norm_i, a) : norm_i + (norm_type == 2 ? a * a : std::pow(a, norm_type));
     }
     if (inf)
       total = std::max(total, norm_i);
     else
-      total += std::pow(norm_type == 2 ? std::sqrt(norm_i) : std::pow(norm_i, 1 / norm_type),
-                        norm_type);
+      total +=
+          std::pow(norm_type == 2 ? std::sqrt(norm_i) : std::pow(norm_i, 1 / norm_type), norm_type);
   }
   if (!inf) total = norm_type == 2 ? std::sqrt(total) : std::pow(total, 1 / norm_type);
   // PyTorch computes these in the gradients' dtype.
@@ -56,8 +57,7 @@ T clip_grad_norm_(const std::vector<Parameter<T>>& parameters, double max_norm,
 /// Example: clip_grad_value_(model.parameters(), 0.5);
 template <typename T>
 void clip_grad_value_(const std::vector<Parameter<T>>& parameters, double clip_value) {
-  detail::check(clip_value >= 0, "clip_grad_value_", "clip_value must be >= 0, got ",
-                clip_value);
+  detail::check(clip_value >= 0, "clip_grad_value_", "clip_value must be >= 0, got ", clip_value);
   const T c = T(clip_value);
   for (const Parameter<T>& p : parameters)
     for (T& g : *p.grad) g = std::clamp(g, -c, c);

@@ -11,7 +11,8 @@
 namespace backprop {
 
 /// Softmax cross-entropy from raw scores (logits) and integer class labels, as
-/// torch.nn.CrossEntropyLoss (https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html):
+/// torch.nn.CrossEntropyLoss
+/// (https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html):
 ///   loss_n = log(sum_c exp(x_nc)) - x_{n, t_n},  L = mean_n loss_n, sum_n loss_n, or the
 ///   tensor loss (N) for Reduction::None.
 /// Computed with log-sum-exp shifted by the row maximum, so large logits never overflow.
@@ -52,13 +53,13 @@ class CrossEntropyLoss : public Loss<T, Tensor<std::int64_t>> {
     T total = 0;
     for (Index i = 0; i < n; ++i) {
       const T row_max = x.row(i).maxCoeff();
-      p.row(i) = (x.row(i).array() - row_max).exp().matrix();       // exp(x - max), (C)
+      p.row(i) = (x.row(i).array() - row_max).exp().matrix();  // exp(x - max), (C)
       const T sum = p.row(i).sum();
       // lse(x) - x_t = (max - x_t) + log(sum): the large terms cancel first, exactly
       const T loss_i = (row_max - x(i, target[i])) + std::log(sum);
       if (none) output_[i] = loss_i;
       total += loss_i;
-      p.row(i) /= sum;                                              // softmax
+      p.row(i) /= sum;  // softmax
     }
     scale_ = this->scale(n);
     if (!none) output_[0] = total * scale_;

@@ -8,7 +8,8 @@
 namespace backprop {
 
 /// Zeroes each element with probability p in training and scales the kept ones by
-/// 1 / (1 - p), as torch.nn.Dropout (https://pytorch.org/docs/stable/generated/torch.nn.Dropout.html);
+/// 1 / (1 - p), as torch.nn.Dropout
+/// (https://pytorch.org/docs/stable/generated/torch.nn.Dropout.html);
 /// eval() is the identity. Any shape. As ATen's dropout: p = 0 is the identity and draws
 /// nothing; p = 1 gives y = x * 0 (zeros, NaN for a NaN x) and a zero gradient.
 /// The mask comes from a Generator (random.hpp): default_generator() unless one is given,
@@ -70,8 +71,8 @@ class Dropout : public Module<T> {
   double p_;
   Generator* gen_;
   bool identity_ = true;
-  Tensor<T> mask_;                  // saved: 0 or 1/(1 - p)
-  Tensor<T> output_, grad_input_;   // reused buffers
+  Tensor<T> mask_;                 // saved: 0 or 1/(1 - p)
+  Tensor<T> output_, grad_input_;  // reused buffers
 };
 
 }  // namespace backprop

@@ -68,15 +68,15 @@ class GELU : public Module<T> {
   const std::string& approximate() const { return approximate_; }
 
  private:
-  static constexpr T k_sqrt1_2 = T(0.70710678118654752440);        // 1 / sqrt(2)
-  static constexpr T k_inv_sqrt_2pi = T(0.39894228040143267794);   // 1 / sqrt(2 pi)
-  static constexpr T k_beta = T(0.79788456080286535588);           // sqrt(2 / pi)
+  static constexpr T k_sqrt1_2 = T(0.70710678118654752440);       // 1 / sqrt(2)
+  static constexpr T k_inv_sqrt_2pi = T(0.39894228040143267794);  // 1 / sqrt(2 pi)
+  static constexpr T k_beta = T(0.79788456080286535588);          // sqrt(2 / pi)
   static constexpr T k_kappa = T(0.044715);
 
   std::string approximate_;
   bool tanh_ = false;
-  Tensor<T> input_;                 // saved x
-  Tensor<T> output_, grad_input_;   // reused buffers
+  Tensor<T> input_;                // saved x
+  Tensor<T> output_, grad_input_;  // reused buffers
 };
 
 }  // namespace backprop

@@ -17,8 +17,8 @@ namespace backprop {
 
 /// Tolerances as torch.autograd.gradcheck's defaults, which are meant for double.
 struct GradcheckOptions {
-  double eps = 1e-6;    // central-difference step
-  double atol = 1e-5;   // pass when |analytic - numeric| <= atol + rtol * |numeric|
+  double eps = 1e-6;   // central-difference step
+  double atol = 1e-5;  // pass when |analytic - numeric| <= atol + rtol * |numeric|
   double rtol = 1e-3;
   std::uint64_t seed = 0;  // for the upstream gradient R
 };
@@ -42,9 +42,9 @@ inline void compare_gradient(const std::string& name, const Tensor<double>& anal
                              Tensor<double>& v, const std::function<double()>& f,
                              const GradcheckOptions& opt, GradcheckResult& result) {
   if (analytic.shape() != v.shape()) {
-    result.failures += concat(name, ": the analytic gradient has shape ",
-                              shape_str(analytic.shape()), ", expected ", shape_str(v.shape()),
-                              "\n");
+    result.failures +=
+        concat(name, ": the analytic gradient has shape ", shape_str(analytic.shape()),
+               ", expected ", shape_str(v.shape()), "\n");
     result.ok = false;
     return;
   }
@@ -62,8 +62,8 @@ inline void compare_gradient(const std::string& name, const Tensor<double>& anal
     result.max_rel_error = std::max(result.max_rel_error, err / std::max(std::abs(numeric), 1e-12));
     if (err > opt.atol + opt.rtol * std::abs(numeric)) {
       if (result.ok || std::count(result.failures.begin(), result.failures.end(), '\n') < 10)
-        result.failures += concat(name, "[", i, "]: analytic ", analytic[i], ", numeric ",
-                                  numeric, ", |diff| ", err, "\n");
+        result.failures += concat(name, "[", i, "]: analytic ", analytic[i], ", numeric ", numeric,
+                                  ", |diff| ", err, "\n");
       result.ok = false;
     }
   }

@@ -22,8 +22,9 @@ namespace backprop::init {
 ///   linear, conv*d, conv_transpose*d, sigmoid: 1   tanh: 5/3   relu: sqrt(2)
 ///   leaky_relu: sqrt(2 / (1 + param^2))            selu: 3/4
 inline double calculate_gain(const std::string& nonlinearity, double param = std::nan("")) {
-  const char* linear_fns[] = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                              "conv_transpose2d", "conv_transpose3d", "sigmoid"};
+  const char* linear_fns[] = {"linear",           "conv1d",           "conv2d",
+                              "conv3d",           "conv_transpose1d", "conv_transpose2d",
+                              "conv_transpose3d", "sigmoid"};
   for (const char* f : linear_fns)
     if (nonlinearity == f) return 1;
   if (nonlinearity == "tanh") return 5.0 / 3;
@@ -43,15 +44,20 @@ template <typename T>
 std::pair<Index, Index> calculate_fan_in_and_fan_out(const Tensor<T>& tensor) {
   detail::check(tensor.dim() >= 2, "init::calculate_fan_in_and_fan_out",
                 "fan in and fan out can not be computed for a tensor with fewer than 2 "
-                "dimensions, got shape ", detail::shape_str(tensor.shape()));
+                "dimensions, got shape ",
+                detail::shape_str(tensor.shape()));
   Index receptive_field = 1;
   for (Index d = 2; d < tensor.dim(); ++d) receptive_field *= tensor.size(d);
   return {tensor.size(1) * receptive_field, tensor.size(0) * receptive_field};
 }
 template <typename T>
-Index fan_in(const Tensor<T>& tensor) { return calculate_fan_in_and_fan_out(tensor).first; }
+Index fan_in(const Tensor<T>& tensor) {
+  return calculate_fan_in_and_fan_out(tensor).first;
+}
 template <typename T>
-Index fan_out(const Tensor<T>& tensor) { return calculate_fan_in_and_fan_out(tensor).second; }
+Index fan_out(const Tensor<T>& tensor) {
+  return calculate_fan_in_and_fan_out(tensor).second;
+}
 
 /// U(a, b).
 template <typename T>
@@ -73,9 +79,13 @@ Tensor<T>& constant_(Tensor<T>& tensor, double val) {
   return tensor;
 }
 template <typename T>
-Tensor<T>& zeros_(Tensor<T>& tensor) { return constant_(tensor, 0); }
+Tensor<T>& zeros_(Tensor<T>& tensor) {
+  return constant_(tensor, 0);
+}
 template <typename T>
-Tensor<T>& ones_(Tensor<T>& tensor) { return constant_(tensor, 1); }
+Tensor<T>& ones_(Tensor<T>& tensor) {
+  return constant_(tensor, 1);
+}
 
 /// std = gain * sqrt(2 / (fan_in + fan_out)); U(-sqrt(3) std, sqrt(3) std) (Glorot and Bengio).
 template <typename T>
@@ -101,7 +111,7 @@ template <typename T>
 double kaiming_std(const Tensor<T>& tensor, double a, const std::string& mode,
                    const std::string& nonlinearity, const char* who) {
   detail::check(mode == "fan_in" || mode == "fan_out", who,
-                          "mode must be 'fan_in' or 'fan_out', got '", mode, "'");
+                "mode must be 'fan_in' or 'fan_out', got '", mode, "'");
   const auto [in, out] = calculate_fan_in_and_fan_out(tensor);
   const Index fan = mode == "fan_in" ? in : out;
   return calculate_gain(nonlinearity, a) / std::sqrt(static_cast<double>(fan));
@@ -123,8 +133,8 @@ template <typename T>
 Tensor<T>& kaiming_normal_(Tensor<T>& tensor, double a = 0, const std::string& mode = "fan_in",
                            const std::string& nonlinearity = "leaky_relu",
                            Generator& gen = default_generator()) {
-  return normal_(tensor, 0, impl::kaiming_std(tensor, a, mode, nonlinearity,
-                                                "init::kaiming_normal_"), gen);
+  return normal_(tensor, 0,
+                 impl::kaiming_std(tensor, a, mode, nonlinearity, "init::kaiming_normal_"), gen);
 }
 
 }  // namespace backprop::init

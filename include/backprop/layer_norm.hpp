@@ -53,18 +53,18 @@ class LayerNorm : public Module<T> {
     bool ok = x.dim() >= d;
     for (Index i = 0; ok && i < d; ++i)
       ok = x.size(x.dim() - d + i) == normalized_shape_[static_cast<std::size_t>(i)];
-    detail::check(ok, "LayerNorm::forward", "x has shape ", detail::shape_str(x.shape()),
-                  ", expected trailing dimensions normalized_shape = ",
-                  detail::shape_str(normalized_shape_));
+    detail::check(
+        ok, "LayerNorm::forward", "x has shape ", detail::shape_str(x.shape()),
+        ", expected trailing dimensions normalized_shape = ", detail::shape_str(normalized_shape_));
     const Index k = weight_numel(), m = x.numel() / k;
     const ConstMatrixMap xm = x.view(m, k);
     x_hat_.resize(x.shape());
     inv_std_.resize({m});
     MatrixMap x_hat = x_hat_.view(m, k);
     VectorMap inv_std = inv_std_.vector();
-    x_hat = xm.colwise() - xm.rowwise().mean();                               // x - mean (M, K)
+    x_hat = xm.colwise() - xm.rowwise().mean();  // x - mean (M, K)
     inv_std = ((x_hat.rowwise().squaredNorm() / T(k)).array() + T(eps_)).rsqrt().matrix();
-    x_hat.array().colwise() *= inv_std.array();                               // x_hat (M, K)
+    x_hat.array().colwise() *= inv_std.array();  // x_hat (M, K)
     output_.resize(x.shape());
     MatrixMap y = output_.view(m, k);
     if (affine_) {
@@ -95,13 +95,13 @@ class LayerNorm : public Module<T> {
     grad_input_.resize(x_hat_.shape());
     MatrixMap dx = grad_input_.view(m, k);
     if (affine_)
-      dx = dy.array().rowwise() * weight.vector().transpose().array();        // g (M, K)
+      dx = dy.array().rowwise() * weight.vector().transpose().array();  // g (M, K)
     else
       dx = dy;
     mean_g_.resize({m});
     mean_g_x_hat_.resize({m});
-    mean_g_.vector() = dx.rowwise().mean();                                   // (M)
-    mean_g_x_hat_.vector() = dx.cwiseProduct(x_hat).rowwise().mean();         // (M)
+    mean_g_.vector() = dx.rowwise().mean();                            // (M)
+    mean_g_x_hat_.vector() = dx.cwiseProduct(x_hat).rowwise().mean();  // (M)
     // term 1: g; term 2: -mean_k(g); term 3: -x_hat * mean_k(g * x_hat)
     dx.colwise() -= mean_g_.vector();
     dx -= (x_hat.array().colwise() * mean_g_x_hat_.vector().array()).matrix();
@@ -132,9 +132,9 @@ class LayerNorm : public Module<T> {
   double eps_;
   bool affine_;
   bool ran_ = false;
-  Tensor<T> x_hat_, inv_std_;              // saved: x's shape (M, K), (M)
-  Tensor<T> output_, grad_input_;          // reused buffers
-  Tensor<T> mean_g_, mean_g_x_hat_;        // reused buffers (M)
+  Tensor<T> x_hat_, inv_std_;        // saved: x's shape (M, K), (M)
+  Tensor<T> output_, grad_input_;    // reused buffers
+  Tensor<T> mean_g_, mean_g_x_hat_;  // reused buffers (M)
 };
 
 }  // namespace backprop

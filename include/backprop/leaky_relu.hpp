@@ -46,8 +46,8 @@ class LeakyReLU : public Module<T> {
 
  private:
   double negative_slope_;
-  Tensor<T> input_;                  // saved x
-  Tensor<T> output_, grad_input_;    // reused buffers
+  Tensor<T> input_;                // saved x
+  Tensor<T> output_, grad_input_;  // reused buffers
 };
 
 }  // namespace backprop

@@ -11,7 +11,8 @@
 
 namespace backprop {
 
-/// y = x W^T + b, as torch.nn.Linear (https://pytorch.org/docs/stable/generated/torch.nn.Linear.html).
+/// y = x W^T + b, as torch.nn.Linear
+/// (https://pytorch.org/docs/stable/generated/torch.nn.Linear.html).
 /// W and b start uniform in [-1/sqrt(in_features), 1/sqrt(in_features)), PyTorch's default.
 /// Derivation: docs/math/linear.md   Proof: tests/test_linear.cpp
 /// Example: Linear<float> fc(784, 300); const Tensor<float>& y = fc.forward(x);
@@ -23,8 +24,7 @@ class Linear : public Module<T> {
   Linear(Index in_features, Index out_features, bool with_bias, Generator& gen)
       : in_features_(in_features), out_features_(out_features), has_bias_(with_bias) {
     detail::check(in_features > 0, "Linear", "in_features must be positive, got ", in_features);
-    detail::check(out_features > 0, "Linear", "out_features must be positive, got ",
-                  out_features);
+    detail::check(out_features > 0, "Linear", "out_features must be positive, got ", out_features);
     // kaiming_uniform_(a = sqrt(5)) reduces to this bound; the bias uses the same one.
     const T bound = T(1) / std::sqrt(static_cast<T>(in_features));
     weight = Tensor<T>::rand({out_features, in_features}, gen, -bound, bound);
@@ -99,12 +99,14 @@ class Linear : public Module<T> {
 
  private:
   // Multiply-adds of one of the three products, times 2: N * in * out * 2.
-  double flops(Index batch) const { return 2.0 * double(batch) * double(in_features_) * double(out_features_); }
+  double flops(Index batch) const {
+    return 2.0 * double(batch) * double(in_features_) * double(out_features_);
+  }
 
   Index in_features_, out_features_;
   bool has_bias_;
-  Tensor<T> input_;                           // saved x (N, in)
-  Tensor<T> output_, grad_input_;             // reused buffers
+  Tensor<T> input_;                // saved x (N, in)
+  Tensor<T> output_, grad_input_;  // reused buffers
 };
 
 }  // namespace backprop

@@ -69,10 +69,9 @@ class CosineAnnealingLR {
   double lr_at(Index epoch) const {
     constexpr double pi = 3.14159265358979323846;
     // Python's operator order: eta_min + (base - eta_min) * (1 + cos(e * pi / T_max)) / 2
-    return eta_min_ + (base_lr_ - eta_min_) *
-                          (1 + std::cos(static_cast<double>(epoch) * pi /
-                                        static_cast<double>(T_max_))) /
-                          2;
+    return eta_min_ +
+           (base_lr_ - eta_min_) *
+               (1 + std::cos(static_cast<double>(epoch) * pi / static_cast<double>(T_max_))) / 2;
   }
   /// Sets the optimizer's lr for epoch `epoch` and returns it.
   double set_epoch(Index epoch) {

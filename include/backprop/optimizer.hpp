@@ -67,8 +67,8 @@ class Optimizer {
       : parameters_(std::move(parameters)), lr_(lr) {
     detail::check(lr >= 0, who, "lr must be >= 0, got ", lr);
     for (const Parameter<T>& p : parameters_)
-      detail::check(p.value && p.grad && p.value->shape() == p.grad->shape(), who,
-                    "parameter '", p.name, "' has no gradient of its shape");
+      detail::check(p.value && p.grad && p.value->shape() == p.grad->shape(), who, "parameter '",
+                    p.name, "' has no gradient of its shape");
   }
   Optimizer(const Optimizer&) = default;
   Optimizer(Optimizer&&) noexcept = default;

@@ -39,14 +39,13 @@ void parallel_blocks(std::int64_t total, double flops, F&& f) {
     std::remove_reference_t<F>* f;
     std::int64_t total, step;
   } ctx{&f, total, step};
-  thread_pool().run(
-      (total + step - 1) / step,
-      [](void* p, std::int64_t i) {
-        const Ctx& c = *static_cast<Ctx*>(p);
-        const std::int64_t begin = i * c.step;
-        (*c.f)(begin, std::min(c.step, c.total - begin));
-      },
-      &ctx);
+  thread_pool().run((total + step - 1) / step,
+                    [](void* p, std::int64_t i) {
+                      const Ctx& c = *static_cast<Ctx*>(p);
+                      const std::int64_t begin = i * c.step;
+                      (*c.f)(begin, std::min(c.step, c.total - begin));
+                    },
+                    &ctx);
 }
 
 }  // namespace detail

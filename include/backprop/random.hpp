@@ -76,14 +76,22 @@ inline double det_cos_turns(double t) {
   const double a = two_pi * f;              // angle in [0, pi/4)
   const double b = two_pi * (0.125 - f);    // pi/4 - a, in (0, pi/4]
   switch (k) {
-    case 0: return det_cos_small(a);
-    case 1: return det_sin_small(b);
-    case 2: return -det_sin_small(a);
-    case 3: return -det_cos_small(b);
-    case 4: return -det_cos_small(a);
-    case 5: return -det_sin_small(b);
-    case 6: return det_sin_small(a);
-    default: return det_cos_small(b);
+    case 0:
+      return det_cos_small(a);
+    case 1:
+      return det_sin_small(b);
+    case 2:
+      return -det_sin_small(a);
+    case 3:
+      return -det_cos_small(b);
+    case 4:
+      return -det_cos_small(a);
+    case 5:
+      return -det_sin_small(b);
+    case 6:
+      return det_sin_small(a);
+    default:
+      return det_cos_small(b);
   }
 }
 

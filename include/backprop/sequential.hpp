@@ -20,9 +20,8 @@ class Sequential : public Module<T> {
  public:
   Sequential() = default;
 
-  template <typename... Modules,
-            typename = std::enable_if_t<(std::is_base_of_v<Module<T>, std::decay_t<Modules>> &&
-                                         ...)>>
+  template <typename... Modules, typename = std::enable_if_t<
+                                     (std::is_base_of_v<Module<T>, std::decay_t<Modules>> && ...)>>
   explicit Sequential(Modules&&... modules) {
     (push_back(std::forward<Modules>(modules)), ...);
   }

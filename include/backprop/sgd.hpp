@@ -25,10 +25,13 @@ namespace backprop {
 template <typename T>
 class SGD : public Optimizer<T> {
  public:
-  SGD(std::vector<Parameter<T>> parameters, double lr, double momentum = 0,
-      double dampening = 0, double weight_decay = 0, bool nesterov = false)
-      : Optimizer<T>(std::move(parameters), lr, "SGD"), momentum_(momentum),
-        dampening_(dampening), weight_decay_(weight_decay), nesterov_(nesterov) {
+  SGD(std::vector<Parameter<T>> parameters, double lr, double momentum = 0, double dampening = 0,
+      double weight_decay = 0, bool nesterov = false)
+      : Optimizer<T>(std::move(parameters), lr, "SGD"),
+        momentum_(momentum),
+        dampening_(dampening),
+        weight_decay_(weight_decay),
+        nesterov_(nesterov) {
     detail::check(momentum >= 0, "SGD", "momentum must be >= 0, got ", momentum);
     detail::check(weight_decay >= 0, "SGD", "weight_decay must be >= 0, got ", weight_decay);
     detail::check(!nesterov || (momentum > 0 && dampening == 0), "SGD",
@@ -57,8 +60,8 @@ class SGD : public Optimizer<T> {
       if (first) buffer.resize(params[i].value->shape());
       T* buf = buffer.data();
       for (Index j = 0; j < n; ++j) {
-        const T d = wd != 0 ? g[j] + wd * p[j] : g[j];              // d_p
-        const T b = first ? d : momentum * buf[j] + keep * d;       // momentum buffer
+        const T d = wd != 0 ? g[j] + wd * p[j] : g[j];         // d_p
+        const T b = first ? d : momentum * buf[j] + keep * d;  // momentum buffer
         buf[j] = b;
         p[j] -= lr * (nesterov_ ? d + momentum * b : b);
       }
@@ -71,8 +74,10 @@ class SGD : public Optimizer<T> {
     if (momentum_ != 0) visitor.tensors("momentum_buffer", momentum_buffer_);
   }
   std::vector<std::pair<const char*, double>> hyperparameters() const override {
-    return {{"momentum", momentum_}, {"dampening", dampening_},
-            {"weight_decay", weight_decay_}, {"nesterov", nesterov_ ? 1.0 : 0.0}};
+    return {{"momentum", momentum_},
+            {"dampening", dampening_},
+            {"weight_decay", weight_decay_},
+            {"nesterov", nesterov_ ? 1.0 : 0.0}};
   }
   double momentum() const { return momentum_; }
   /// One buffer per parameter, in parameters() order; empty until the first step() with
@@ -96,7 +101,10 @@ template <typename Opt>
 class StepLR {
  public:
   StepLR(Opt& optimizer, Index step_size, double gamma = 0.1, bool decay_at_start = false)
-      : optimizer_(optimizer), base_lr_(optimizer.lr()), step_size_(step_size), gamma_(gamma),
+      : optimizer_(optimizer),
+        base_lr_(optimizer.lr()),
+        step_size_(step_size),
+        gamma_(gamma),
         decay_at_start_(decay_at_start) {
     detail::check(step_size >= 0, "StepLR", "step_size must be >= 0, got ", step_size);
     detail::check(gamma > 0, "StepLR", "gamma must be > 0, got ", gamma);

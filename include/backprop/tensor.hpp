@@ -3,7 +3,6 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -43,7 +42,8 @@ class Tensor {
   Tensor() : shape_{0} {}
 
   /// Zeros of the given shape.
-  explicit Tensor(Shape shape) : shape_(std::move(shape)), data_(static_cast<std::size_t>(checked_numel(shape_)), T(0)) {}
+  explicit Tensor(Shape shape)
+      : shape_(std::move(shape)), data_(static_cast<std::size_t>(checked_numel(shape_)), T(0)) {}
 
   /// The given values, row-major; their count must match the shape.
   Tensor(Shape shape, std::vector<T> values) : shape_(std::move(shape)) {
@@ -185,7 +185,8 @@ class Tensor {
       if (d < 0 || (d != 0 && n > std::numeric_limits<Index>::max() / d)) {
         const Shape shape(first, last);  // only on the error path
         detail::check(d >= 0, "Tensor", "negative size in shape ", detail::shape_str(shape));
-        detail::check(false, "Tensor", "shape ", detail::shape_str(shape), " has too many elements");
+        detail::check(false, "Tensor", "shape ", detail::shape_str(shape),
+                      " has too many elements");
       }
       n *= d;
     }
@@ -204,8 +205,8 @@ class Tensor {
                   index.size(), " coordinates, tensor has rank ", dim());
     std::size_t off = 0, d = 0;
     for (Index i : index) {
-      detail::check(i >= 0 && i < shape_[d], "Tensor::at", "index ", i, " out of range for dim ",
-                    d, " of size ", shape_[d]);
+      detail::check(i >= 0 && i < shape_[d], "Tensor::at", "index ", i, " out of range for dim ", d,
+                    " of size ", shape_[d]);
       off = off * static_cast<std::size_t>(shape_[d]) + static_cast<std::size_t>(i);
       ++d;
     }
@@ -245,7 +246,7 @@ class Tensor {
   // As infer_shape for two sizes, without building a Shape (views are made on hot paths).
   void infer_2d(Index& rows, Index& cols) const {
     const Index n = numel();
-    const bool ok = rows == -1 ? cols > 0 && n % cols == 0 && cols != -1
+    const bool ok = rows == -1   ? cols > 0 && n % cols == 0 && cols != -1
                     : cols == -1 ? rows > 0 && n % rows == 0
                                  : rows >= 0 && cols >= 0 && rows * cols == n;
     detail::check(ok, "Tensor::view", "shape [", rows, ", ", cols,

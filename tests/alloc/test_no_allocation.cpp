@@ -5,10 +5,9 @@
 // large products would malloc their packing buffers on every call (above
 // EIGEN_STACK_ALLOCATION_LIMIT, 128 KB), which no operator new sees; Linear's products keep
 // theirs (detail/gemm.hpp). Both counts must be zero after the first epoch.
+#include <atomic>
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
-
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <new>

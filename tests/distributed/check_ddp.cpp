@@ -3,11 +3,10 @@
 // rank runs every check, and a check fails if it fails on any rank):
 //   mpiexec -n 2 check_ddp           the checks (CTest runs them on 2 and 3 ranks)
 //   mpiexec -n 2 check_ddp --bench   time MPI_Allreduce of the example's gradient sizes
+#include <algorithm>
 #include <backprop/backprop.hpp>
 #include <backprop/distributed/mpi.hpp>
 #include <backprop/distributed/sampler.hpp>
-
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -119,7 +118,8 @@ void check_sampler(const dist::ProcessGroup& world) {
   const Index n = 103, f = 2, batch = 5;
   Tensor<float> images({n, f});
   Tensor<std::int64_t> labels({n});
-  for (Index i = 0; i < n; ++i) images[i * f] = float(i), images[i * f + 1] = -float(i), labels[i] = i % 10;
+  for (Index i = 0; i < n; ++i)
+    images[i * f] = float(i), images[i * f + 1] = -float(i), labels[i] = i % 10;
   dist::DistributedDataLoader<float> loader(images, labels, batch, w, r, /*shuffle=*/true, 3);
   io::DataLoader<float> one(images, labels, batch * w, /*shuffle=*/true, 3);
   loader.set_epoch(4);
@@ -148,7 +148,8 @@ void check_sampler(const dist::ProcessGroup& world) {
     const io::Batch<float>& global = one.batch(b);
     for (Index i = 0; i < mine.size(); ++i)
       for (int q = 0; q < w; ++q)
-        same = same && all[static_cast<std::size_t>(q * mine.size() + i)] == global.images[(i * w + q) * f];
+        same = same &&
+               all[static_cast<std::size_t>(q * mine.size() + i)] == global.images[(i * w + q) * f];
   }
   expect(rows, world, "a batch holds the dataset rows of its indices");
   expect(same, world, "the ranks' batch b together are one process's batch b at batch W*B");
@@ -199,6 +200,7 @@ int main(int argc, char** argv) {
     std::printf("rank %d: error: %s\n", world.rank(), e.what());
     world.abort(1);
   }
-  if (world.rank() == 0) std::printf(failures ? "%d check(s) FAILED\n" : "all checks passed\n", failures);
+  if (world.rank() == 0)
+    std::printf(failures ? "%d check(s) FAILED\n" : "all checks passed\n", failures);
   return failures ? 1 : 0;
 }

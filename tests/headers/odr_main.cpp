@@ -3,7 +3,6 @@
 // templates and inline functions; the program must link and agree on shared state.
 #include <backprop/backprop.hpp>
 #include <backprop/gradcheck.hpp>  // not in the umbrella; its inline functions too
-
 #include <cstdio>
 
 float train_one_step_other();                 // defined in odr_other.cpp

@@ -95,8 +95,8 @@ TEST_CASE("checkpoint: SGD, Adam and AdamW (amsgrad) resume bit for bit",
     return std::make_unique<Adam<double>>(std::move(p), 1e-2, std::pair{0.9, 0.99}, 1e-8, 1e-3);
   });
   check_exact_resume("adamw_amsgrad", [](std::vector<Parameter<double>> p) {
-    return std::make_unique<AdamW<double>>(std::move(p), 1e-2, std::pair{0.8, 0.999}, 1e-8,
-                                           0.05, /*amsgrad=*/true);
+    return std::make_unique<AdamW<double>>(std::move(p), 1e-2, std::pair{0.8, 0.999}, 1e-8, 0.05,
+                                           /*amsgrad=*/true);
   });
 }
 
@@ -122,8 +122,7 @@ TEST_CASE("checkpoint: Adam's state under PyTorch's names, and the kind of optim
   SGD<float> sgd(other.parameters(), 0.1, 0.9);
   CHECK_THROWS_WITH(load_checkpoint(path, other, adam, gen),
                     Catch::Contains("the checkpoint is of optimizer 'AdamW', not Adam"));
-  CHECK_THROWS_WITH(load_checkpoint(path, other, sgd, gen),
-                    Catch::Contains("not SGD"));
+  CHECK_THROWS_WITH(load_checkpoint(path, other, sgd, gen), Catch::Contains("not SGD"));
   CHECK(adam.exp_avg().empty());
   CHECK(adam.step_count() == 0);
 
@@ -141,10 +140,9 @@ TEST_CASE("checkpoint: an SGD checkpoint written before the Optimizer interface 
   // tests/fuzz/corpus/safetensors/valid-checkpoint was written by the SGD-only
   // save_checkpoint (commit 40bbd91), from mnist::Net<float>(12, 9, 7, 5) and SGD(0.01, 0.5)
   // after one step (tests/fuzz/replay.cpp).
-  const std::string old_path =
-      (std::filesystem::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" /
-       "safetensors" / "valid-checkpoint")
-          .string();
+  const std::string old_path = (std::filesystem::path(__FILE__).parent_path().parent_path() /
+                                "fuzz" / "corpus" / "safetensors" / "valid-checkpoint")
+                                   .string();
   mnist::Net<float> net(12, 9, 7, 5);
   SGD<float> opt(net.parameters(), 0.5, 0.5);
   Generator gen(0);
@@ -155,7 +153,8 @@ TEST_CASE("checkpoint: an SGD checkpoint written before the Optimizer interface 
   // Saved again, every tensor has the same name and bytes as in the old file.
   const std::string new_path = tmp_path("resaved_old.safetensors");
   save_checkpoint(new_path, net, opt, state.epoch, gen);
-  const SafetensorsFile old_file = read_safetensors(old_path), new_file = read_safetensors(new_path);
+  const SafetensorsFile old_file = read_safetensors(old_path),
+                        new_file = read_safetensors(new_path);
   REQUIRE(old_file.tensors.size() == new_file.tensors.size());
   for (const SafetensorsTensor& t : old_file.tensors) {
     INFO(t.name);

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // A program outside the project that uses the installed or added library.
 #include <backprop/backprop.hpp>
-
 #include <cstdio>
 
 int main() {

@@ -3,9 +3,8 @@
 // that are kept between calls.
 #pragma once
 
-#include <cstdint>
-
 #include <Eigen/Core>
+#include <cstdint>
 
 namespace backprop {
 namespace detail {
@@ -64,8 +63,11 @@ void gemm_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T
   GemmBuffers<T>& buffers = gemm_buffers<T>();
   buffers.prepare(m, n, k);
   Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, LhsOrder, false, T, RhsOrder,
-                                                 false, Eigen::RowMajor, 1>::run(
-      m, n, k, a.data, a.stride, b.data, b.stride, c, 1, ldc, T(1), buffers);
+                                                 false, Eigen::RowMajor, 1>::run(m, n, k, a.data,
+                                                                                 a.stride, b.data,
+                                                                                 b.stride, c, 1,
+                                                                                 ldc, T(1),
+                                                                                 buffers);
 }
 
 // C += A B: A is m x k, B is k x n, C is m x n row-major with row stride ldc.
@@ -74,17 +76,20 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
               const Operand<T>& b, T* c, std::int64_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
   constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
-  if (a.row_major && b.row_major) gemm_kernel<T, R, R>(m, n, k, a, b, c, ldc);
-  else if (a.row_major) gemm_kernel<T, R, C>(m, n, k, a, b, c, ldc);
-  else if (b.row_major) gemm_kernel<T, C, R>(m, n, k, a, b, c, ldc);
-  else gemm_kernel<T, C, C>(m, n, k, a, b, c, ldc);
+  if (a.row_major && b.row_major)
+    gemm_kernel<T, R, R>(m, n, k, a, b, c, ldc);
+  else if (a.row_major)
+    gemm_kernel<T, R, C>(m, n, k, a, b, c, ldc);
+  else if (b.row_major)
+    gemm_kernel<T, C, R>(m, n, k, a, b, c, ldc);
+  else
+    gemm_kernel<T, C, C>(m, n, k, a, b, c, ldc);
 }
-
 
 // C = A B (C is overwritten).
 template <typename T>
-void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
-          const Operand<T>& b, T* c, std::int64_t ldc) {
+void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a, const Operand<T>& b,
+          T* c, std::int64_t ldc) {
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = T(0);
   gemm_add(m, n, k, a, b, c, ldc);

@@ -161,15 +161,15 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> helpers_;
-  std::atomic<bool> stop_{false};  // written under mutex_; read by polling helpers too
-  Job job_;            // guarded by mutex_
+  std::atomic<bool> stop_{false};             // written under mutex_; read by polling helpers too
+  Job job_;                                   // guarded by mutex_
   std::atomic<std::uint64_t> generation_{0};  // written under mutex_
   std::atomic<int> sleepers_{0};              // helpers waiting on wake_
   std::atomic<std::int64_t> next_{0};
   std::atomic<std::int64_t> finished_{0};
   int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only (the busy_ owner)
-  std::atomic<bool> busy_{false};                 // a thread is in run()'s parallel path
-  std::exception_ptr error_;                      // first exception of the current job
+  std::atomic<bool> busy_{false};                // a thread is in run()'s parallel path
+  std::exception_ptr error_;                     // first exception of the current job
 };
 
 // The pool every layer shares, created on first use and never destroyed: a layer used from

@@ -25,12 +25,15 @@ namespace backprop::detail {
 
 template <typename U>
 MPI_Datatype mpi_type() {
-  static_assert(std::is_same_v<U, float> || std::is_same_v<U, double> ||
-                    std::is_same_v<U, std::int64_t>,
-                "backprop::distributed: float, double or int64 only");
-  if constexpr (std::is_same_v<U, float>) return MPI_FLOAT;
-  else if constexpr (std::is_same_v<U, double>) return MPI_DOUBLE;
-  else return MPI_INT64_T;
+  static_assert(
+      std::is_same_v<U, float> || std::is_same_v<U, double> || std::is_same_v<U, std::int64_t>,
+      "backprop::distributed: float, double or int64 only");
+  if constexpr (std::is_same_v<U, float>)
+    return MPI_FLOAT;
+  else if constexpr (std::is_same_v<U, double>)
+    return MPI_DOUBLE;
+  else
+    return MPI_INT64_T;
 }
 
 // MPI's default handler aborts the job on error; a communicator set to return errors
@@ -98,8 +101,8 @@ class ProcessGroup {
 /// Example: double sums[2] = {loss, correct}; all_reduce(sums, 2, world);
 template <typename U>
 void all_reduce(U* data, Index count, const ProcessGroup& group, ReduceOp op = ReduceOp::SUM) {
-  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
-                          "distributed::all_reduce", "count must be in [0, INT_MAX], got ", count);
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(), "distributed::all_reduce",
+                "count must be in [0, INT_MAX], got ", count);
   const MPI_Op mpi_op = op == ReduceOp::SUM ? MPI_SUM : op == ReduceOp::MIN ? MPI_MIN : MPI_MAX;
   detail::check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count),
                                   detail::mpi_type<U>(), mpi_op, group.comm()),
@@ -109,8 +112,8 @@ void all_reduce(U* data, Index count, const ProcessGroup& group, ReduceOp op = R
 /// Every rank's data becomes root's (torch.distributed.broadcast).
 template <typename U>
 void broadcast(U* data, Index count, const ProcessGroup& group, int root = 0) {
-  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(),
-                          "distributed::broadcast", "count must be in [0, INT_MAX], got ", count);
+  detail::check(count >= 0 && count <= std::numeric_limits<int>::max(), "distributed::broadcast",
+                "count must be in [0, INT_MAX], got ", count);
   detail::check_mpi(
       MPI_Bcast(data, static_cast<int>(count), detail::mpi_type<U>(), root, group.comm()),
       "MPI_Bcast");
@@ -144,12 +147,14 @@ class DistributedDataParallel : public Module<T> {
  public:
   DistributedDataParallel(Module<T>& module, const ProcessGroup& group, double bucket_cap_mb = 25)
       : module_(&module), group_(&group) {
-    detail::check(bucket_cap_mb > 0, "DistributedDataParallel",
-                            "bucket_cap_mb must be > 0, got ", bucket_cap_mb);
+    detail::check(bucket_cap_mb > 0, "DistributedDataParallel", "bucket_cap_mb must be > 0, got ",
+                  bucket_cap_mb);
     for (const StateEntry<T>& e : module.state_dict()) {
       if (e.grad) grads_.push_back(e.grad);
-      if (auto* t = std::get_if<Tensor<T>*>(&e.tensor)) (e.grad ? state_ : buffers_).push_back(*t);
-      else int_buffers_.push_back(std::get<Tensor<std::int64_t>*>(e.tensor));
+      if (auto* t = std::get_if<Tensor<T>*>(&e.tensor))
+        (e.grad ? state_ : buffers_).push_back(*t);
+      else
+        int_buffers_.push_back(std::get<Tensor<std::int64_t>*>(e.tensor));
     }
     const Index grad_numel = numel(grads_), int_numel = numel(int_buffers_);
     // A cap of at least one element, and at most INT_MAX elements (MPI's count is an int).
@@ -239,8 +244,10 @@ class DistributedDataParallel : public Module<T> {
       while (n > 0) {  // an empty tensor gives k = 0 and is stepped over
         Tensor<T>& t = *tensors[tensor];
         const Index k = std::min(n, t.numel() - offset);
-        if (to_bucket) std::copy_n(t.data() + offset, k, b);
-        else std::copy_n(b, k, t.data() + offset);
+        if (to_bucket)
+          std::copy_n(t.data() + offset, k, b);
+        else
+          std::copy_n(b, k, t.data() + offset);
         b += k, n -= k, offset += k;
         if (offset == t.numel()) ++tensor, offset = 0;
       }
@@ -270,8 +277,8 @@ class DistributedDataParallel : public Module<T> {
   std::vector<Tensor<T>*> grads_, state_, buffers_;  // state_: parameters then buffers
   std::vector<Tensor<std::int64_t>*> int_buffers_;
   Index cap_ = 1;
-  std::vector<T> bucket_;                  // the one gradient/state bucket, allocated once
-  std::vector<std::int64_t> int_bucket_;   // num_batches_tracked and other int64 buffers
+  std::vector<T> bucket_;                 // the one gradient/state bucket, allocated once
+  std::vector<std::int64_t> int_bucket_;  // num_batches_tracked and other int64 buffers
   CommStats stats_;
 };
 

@@ -30,11 +30,10 @@ class DistributedSampler {
  public:
   DistributedSampler(Index dataset_size, int num_replicas, int rank, bool drop_last = false)
       : size_(dataset_size), num_replicas_(num_replicas), rank_(rank) {
-    detail::check(dataset_size >= 0, "DistributedSampler",
-                            "dataset_size must be >= 0, got ", dataset_size);
-    detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas,
-                            "DistributedSampler", "expected 0 <= rank < num_replicas, got rank ",
-                            rank, " of ", num_replicas);
+    detail::check(dataset_size >= 0, "DistributedSampler", "dataset_size must be >= 0, got ",
+                  dataset_size);
+    detail::check(num_replicas > 0 && rank >= 0 && rank < num_replicas, "DistributedSampler",
+                  "expected 0 <= rank < num_replicas, got rank ", rank, " of ", num_replicas);
     num_samples_ = drop_last ? size_ / num_replicas : (size_ + num_replicas - 1) / num_replicas;
   }
 
@@ -77,12 +76,12 @@ class DistributedSampler {
 template <typename T, typename Target = std::int64_t>
 class DistributedDataLoader : public io::DataLoader<T, Target> {
  public:
-  DistributedDataLoader(const Tensor<T>& images, const Tensor<Target>& labels,
-                        Index batch_size, int num_replicas, int rank, bool shuffle = false,
-                        std::uint64_t seed = 0, bool drop_last = false)
-      : DistributedDataLoader(DistributedSampler(labels.dim() >= 1 ? labels.size(0) : 0,
-                                                 num_replicas, rank),
-                              images, labels, batch_size, shuffle, seed, drop_last) {}
+  DistributedDataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size,
+                        int num_replicas, int rank, bool shuffle = false, std::uint64_t seed = 0,
+                        bool drop_last = false)
+      : DistributedDataLoader(
+            DistributedSampler(labels.dim() >= 1 ? labels.size(0) : 0, num_replicas, rank), images,
+            labels, batch_size, shuffle, seed, drop_last) {}
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
   DistributedDataLoader(const Dataset& dataset, Index batch_size, int num_replicas, int rank,
                         bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)

@@ -68,15 +68,14 @@ struct StateCopy {
   const io::SafetensorsTensor* src;
 };
 
-inline void check_fits(const io::SafetensorsFile& file, const io::SafetensorsTensor& t, io::Dtype dtype,
-                       const Shape& shape, const char* owner) {
+inline void check_fits(const io::SafetensorsFile& file, const io::SafetensorsTensor& t,
+                       io::Dtype dtype, const Shape& shape, const char* owner) {
   if (t.dtype != dtype)
     safetensors_fail(file.path, "tensor ", quote(t.name), " has dtype ", io::dtype_name(t.dtype),
-             " in the file, the ", owner, " expects ", io::dtype_name(dtype));
+                     " in the file, the ", owner, " expects ", io::dtype_name(dtype));
   if (t.shape != shape)
-    safetensors_fail(file.path, "tensor ", quote(t.name), " has shape ",
-             shape_str(t.shape), " in the file, the ", owner, " expects ",
-             shape_str(shape));
+    safetensors_fail(file.path, "tensor ", quote(t.name), " has shape ", shape_str(t.shape),
+                     " in the file, the ", owner, " expects ", shape_str(shape));
 }
 
 inline std::string first_of(const std::vector<std::string>& names) {
@@ -88,8 +87,9 @@ inline std::string first_of(const std::vector<std::string>& names) {
 // Validates the file against the model and returns the copies to make. `claimed` names
 // file tensors someone else (the checkpoint loader) takes, which are then not unexpected.
 template <typename T>
-std::vector<StateCopy> plan_state_load(const io::SafetensorsFile& file, Module<T>& module, const io::LoadOptions& options,
-                       io::LoadResult& result, const std::unordered_set<std::string>& claimed = {}) {
+std::vector<StateCopy> plan_state_load(const io::SafetensorsFile& file, Module<T>& module,
+                                       const io::LoadOptions& options, io::LoadResult& result,
+                                       const std::unordered_set<std::string>& claimed = {}) {
   std::unordered_map<std::string, const io::SafetensorsTensor*> by_name;
   for (const io::SafetensorsTensor& t : file.tensors) by_name.emplace(t.name, &t);
   std::vector<StateCopy> copies;
@@ -116,10 +116,10 @@ std::vector<StateCopy> plan_state_load(const io::SafetensorsFile& file, Module<T
   }
   if (options.strict && !result.missing_keys.empty())
     safetensors_fail(file.path, "tensor ", first_of(result.missing_keys),
-             " of the model is missing from the file");
+                     " of the model is missing from the file");
   if (options.strict && !result.unexpected_keys.empty())
     safetensors_fail(file.path, "unexpected tensor ", first_of(result.unexpected_keys),
-             " in the file: the model has no such key");
+                     " in the file: the model has no such key");
   return copies;
 }
 
@@ -171,16 +171,16 @@ struct SaveState : OptimizerStateVisitor<T> {
   const std::vector<Parameter<T>>& params;
   std::vector<io::TensorRef>& refs;
   io::Metadata& metadata;
-  SaveState(const std::string& p, const std::vector<Parameter<T>>& ps, std::vector<io::TensorRef>& r,
-            io::Metadata& m)
+  SaveState(const std::string& p, const std::vector<Parameter<T>>& ps,
+            std::vector<io::TensorRef>& r, io::Metadata& m)
       : path(p), params(ps), refs(r), metadata(m) {}
   void tensors(std::string_view name, std::vector<Tensor<T>>& per_parameter) override {
     if (!per_parameter.empty() && per_parameter.size() != params.size())
       safetensors_fail(path, "the optimizer has ", per_parameter.size(), " ", name, " tensors for ",
-               params.size(), " parameters");
+                       params.size(), " parameters");
     for (std::size_t i = 0; i < per_parameter.size(); ++i)
       refs.push_back(io::tensor_ref("optimizer." + std::string(name) + "." + params[i].name,
-                                per_parameter[i]));
+                                    per_parameter[i]));
   }
   void counter(std::string_view name, std::int64_t& value) override {
     metadata["optimizer." + std::string(name)] = std::to_string(value);
@@ -197,7 +197,8 @@ struct LoadState : OptimizerStateVisitor<T> {
   std::vector<std::pair<std::vector<Tensor<T>>*, std::vector<Tensor<T>>>> tensor_lists;
   std::vector<std::pair<std::int64_t*, std::int64_t>> counters;
   bool any_tensor = false;
-  LoadState(const io::SafetensorsFile& f, const std::vector<Parameter<T>>& ps) : file(f), params(ps) {}
+  LoadState(const io::SafetensorsFile& f, const std::vector<Parameter<T>>& ps)
+      : file(f), params(ps) {}
   void tensors(std::string_view name, std::vector<Tensor<T>>& per_parameter) override {
     std::vector<Tensor<T>> loaded;
     std::vector<std::string> absent;
@@ -214,7 +215,7 @@ struct LoadState : OptimizerStateVisitor<T> {
     }
     if (!loaded.empty() && !absent.empty())
       safetensors_fail(file.path, "tensor ", first_of(absent), " is missing: the file has ", name,
-               " tensors for only some parameters");
+                       " tensors for only some parameters");
     any_tensor = any_tensor || !loaded.empty();
     tensor_lists.emplace_back(&per_parameter, std::move(loaded));
   }
@@ -292,7 +293,8 @@ void save_checkpoint(const std::string& path, Module<T>& module, Optimizer<T>& o
   for (const auto& [key, value] : optimizer.hyperparameters())
     metadata[std::string("optimizer.") + key] = detail::format_double(value);
   for (int i = 0; i < 4; ++i)
-    metadata["generator.state." + std::to_string(i)] = std::to_string(generator.state()[static_cast<std::size_t>(i)]);
+    metadata["generator.state." + std::to_string(i)] =
+        std::to_string(generator.state()[static_cast<std::size_t>(i)]);
   for (const auto& [key, value] : extra)
     if (!metadata.emplace(key, value).second)
       detail::safetensors_fail(path, "extra metadata key ", detail::quote(key), " is reserved");
@@ -318,8 +320,8 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Opti
   const auto marker = file.metadata.find("backprop.checkpoint");
   if (marker == file.metadata.end() || marker->second != "1")
     detail::safetensors_fail(path,
-                 "not a backprop checkpoint (no metadata 'backprop.checkpoint': '1'); "
-                 "a weights-only file loads with load_state_dict");
+                             "not a backprop checkpoint (no metadata 'backprop.checkpoint': '1'); "
+                             "a weights-only file loads with load_state_dict");
   CheckpointState state{detail::parse_metadata_number<std::int64_t>(file, "epoch"),
                         detail::parse_metadata_number<double>(file, "optimizer.lr"),
                         {},
@@ -329,12 +331,13 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Opti
         detail::parse_metadata_number<std::uint64_t>(file, "generator.state." + std::to_string(i));
   if (!(state.lr >= 0))
     detail::safetensors_fail(path, "metadata 'optimizer.lr' is ",
-                 detail::quote(file.metadata.at("optimizer.lr")), ", not a non-negative number");
+                             detail::quote(file.metadata.at("optimizer.lr")),
+                             ", not a non-negative number");
 
   const auto kind = file.metadata.find("optimizer");
   if (kind != file.metadata.end() && kind->second != optimizer.name())
     detail::safetensors_fail(path, "the checkpoint is of optimizer ", detail::quote(kind->second),
-                 ", not ", optimizer.name());
+                             ", not ", optimizer.name());
   // The optimizer's state, built aside (this allocates) and swapped in at the end.
   detail::LoadState<T> load(file, optimizer.parameters());
   optimizer.visit_state(load);
@@ -342,7 +345,7 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Opti
   for (const SafetensorsTensor& t : file.tensors)
     if (t.name.rfind("optimizer.", 0) == 0 && !claimed.count(t.name))
       detail::safetensors_fail(path, "unexpected tensor ", detail::quote(t.name),
-                   " in the file: the optimizer has no such parameter");
+                               " in the file: the optimizer has no such parameter");
 
   LoadResult ignored;
   const std::vector<detail::StateCopy> copies =

@@ -122,8 +122,7 @@ class IdxByteSource {
       } else if (rc == Z_BUF_ERROR && no_input) {
         idx_fail(path_, "truncated gzip stream: the file ends before the gzip trailer");
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-        idx_fail(path_,
-             concat("corrupt gzip data: ", zs_->msg ? zs_->msg : zError(rc)));
+        idx_fail(path_, concat("corrupt gzip data: ", zs_->msg ? zs_->msg : zError(rc)));
       }
     }
     return got;
@@ -195,9 +194,7 @@ inline std::string idx_held_str(std::uint64_t bytes, std::uint64_t item_bytes, s
 
 }  // namespace backprop::detail
 
-namespace backprop::io {
-
-}  // namespace backprop::io
+namespace backprop::io {}  // namespace backprop::io
 
 namespace backprop::detail {
 
@@ -234,8 +231,8 @@ inline std::uint64_t read_idx_shape(const std::string& path, IdxByteSource& in, 
   std::uint8_t dims[16];
   const std::size_t got = in.read(dims, 4 * rank);
   if (got < 4 * rank)
-    idx_fail(path, "truncated: the header needs ", 4 + 4 * rank, " bytes but the file ",
-             in.holds(), " ", 4 + got);
+    idx_fail(path, "truncated: the header needs ", 4 + 4 * rank, " bytes but the file ", in.holds(),
+             " ", 4 + got);
   shape.assign(rank, 0);
   const std::uint64_t limit = std::min<std::uint64_t>(std::numeric_limits<Index>::max(),
                                                       std::numeric_limits<std::size_t>::max());
@@ -262,15 +259,14 @@ inline std::uint64_t read_idx_shape(const std::string& path, IdxByteSource& in, 
 // only as inflated bytes actually arrive, up to the header's count.
 inline void read_idx_data(const std::string& path, IdxByteSource& in, const Shape& shape,
                           std::uint64_t numel, std::vector<std::uint8_t>& data) {
-  const std::uint64_t item_bytes =
-      shape[0] == 0 ? 0 : numel / static_cast<std::uint64_t>(shape[0]);
+  const std::uint64_t item_bytes = shape[0] == 0 ? 0 : numel / static_cast<std::uint64_t>(shape[0]);
   const auto truncated = [&](std::uint64_t have) {
     idx_fail(path, "truncated: header says ", shape[0], " ", idx_items_str(shape), " but file ",
              in.holds(), " ", idx_held_str(have, item_bytes, shape.size()));
   };
   const auto trailing = [&](const std::string& extra) {
-    idx_fail(path, "trailing data: file ", in.holds(), " ", extra,
-             " more bytes than the header's ", shape_str(shape), " needs");
+    idx_fail(path, "trailing data: file ", in.holds(), " ", extra, " more bytes than the header's ",
+             shape_str(shape), " needs");
   };
   if (!in.gzip()) {
     const std::uint64_t left = in.raw_bytes_left();

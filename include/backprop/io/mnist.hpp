@@ -77,8 +77,8 @@ class MnistDataset {
       }
     }
     detail::idx_fail(dir + stem + "-" + tag + "-ubyte",
-                      "cannot open: No such file or directory (nor .gz, nor the " + stem + "." +
-                          tag + "-ubyte spelling); scripts/fetch-mnist.sh downloads MNIST");
+                     "cannot open: No such file or directory (nor .gz, nor the " + stem + "." +
+                         tag + "-ubyte spelling); scripts/fetch-mnist.sh downloads MNIST");
   }
 
  private:
@@ -89,28 +89,24 @@ class MnistDataset {
     const std::string& images_path = images_path_;
     const std::string& labels_path = labels_path_;
     detail::check(std > T(0), "MnistDataset", "std must be > 0, got ", std);
-    detail::check(num_classes > 0, "MnistDataset", "num_classes must be > 0, got ",
-                            num_classes);
+    detail::check(num_classes > 0, "MnistDataset", "num_classes must be > 0, got ", num_classes);
     const IdxArray labels = read_idx(labels_path);
     if (labels.shape.size() != 1)
-      detail::idx_fail(labels_path,
-                        detail::concat("expected labels of rank 1 (N), got shape ",
-                                                 detail::shape_str(labels.shape)));
+      detail::idx_fail(labels_path, detail::concat("expected labels of rank 1 (N), got shape ",
+                                                   detail::shape_str(labels.shape)));
     // The labels are checked first: they are small, and a bad one then costs no image read.
     for (std::size_t i = 0; i < labels.data.size(); ++i)
       if (labels.data[i] >= num_classes)
-        detail::idx_fail(labels_path,
-                          detail::concat("label ", int{labels.data[i]}, " at index ", i,
-                                                   " is outside [0, ", num_classes, ")"));
+        detail::idx_fail(labels_path, detail::concat("label ", int{labels.data[i]}, " at index ", i,
+                                                     " is outside [0, ", num_classes, ")"));
     const IdxArray images = read_idx(images_path);
     if (images.shape.size() != 3)
-      detail::idx_fail(images_path, detail::concat(
-                                         "expected images of rank 3 (N, rows, cols), got shape ",
-                                         detail::shape_str(images.shape)));
+      detail::idx_fail(images_path,
+                       detail::concat("expected images of rank 3 (N, rows, cols), got shape ",
+                                      detail::shape_str(images.shape)));
     if (images.shape[0] != labels.shape[0])
-      throw DataError(detail::concat(images_path, " has ", images.shape[0],
-                                               " images but ", labels_path, " has ",
-                                               labels.shape[0], " labels"));
+      throw DataError(detail::concat(images_path, " has ", images.shape[0], " images but ",
+                                     labels_path, " has ", labels.shape[0], " labels"));
     rows_ = images.shape[1];
     cols_ = images.shape[2];
 

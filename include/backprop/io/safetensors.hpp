@@ -70,13 +70,9 @@ static_assert(table_matches_enum(), "kDtypes is indexed by Dtype");
 namespace backprop::io {
 
 /// As spelled in the header: "F32".
-inline const char* dtype_name(Dtype d) {
-  return detail::kDtypes[static_cast<int>(d)].name;
-}
+inline const char* dtype_name(Dtype d) { return detail::kDtypes[static_cast<int>(d)].name; }
 /// Bytes per element.
-inline std::size_t dtype_size(Dtype d) {
-  return detail::kDtypes[static_cast<int>(d)].size;
-}
+inline std::size_t dtype_size(Dtype d) { return detail::kDtypes[static_cast<int>(d)].size; }
 // clang-format off
 /// The dtype of a C++ element type: dtype_of<float>() == Dtype::F32.
 template <typename T>
@@ -299,8 +295,8 @@ inline void parse_offsets(const std::string& path, const std::string& t,
     e.end = to_u64(offsets[1], ok1);
   }
   if (!ok0 || !ok1)
-    safetensors_fail(path, t, "field 'data_offsets' is not two non-negative integers: ",
-                     offsets.dump());
+    safetensors_fail(path, t,
+                     "field 'data_offsets' is not two non-negative integers: ", offsets.dump());
   const std::string where =
       "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
   if (e.end < e.begin) safetensors_fail(path, t, where, " end before they begin");
@@ -338,8 +334,7 @@ inline void check_tiling(const std::string& path, std::vector<SafetensorsEntry>&
 
 // Validates the header against the size of the data buffer; returns the entries sorted by
 // offset. Every rule of the format is checked, so the caller can read blindly afterwards.
-inline std::vector<SafetensorsEntry> parse_header(const std::string& path,
-                                                  const std::string& text,
+inline std::vector<SafetensorsEntry> parse_header(const std::string& path, const std::string& text,
                                                   std::uint64_t buffer_size,
                                                   io::Metadata& metadata) {
   const nlohmann::json header = parse_header_json(path, text);
