@@ -7,6 +7,9 @@
 
 #include "module.hpp"
 #include "optimizer.hpp"
+// StepLR, which reference 1 uses with SGD, lives with the other schedules; included here so
+// that code written when it lived in this header still compiles.
+#include "lr_scheduler.hpp"
 
 namespace backprop {
 
@@ -88,55 +91,6 @@ class SGD : public Optimizer<T> {
   double momentum_, dampening_, weight_decay_;
   bool nesterov_;
   std::vector<Tensor<T>> momentum_buffer_;
-};
-
-/// Step decay of an optimizer's learning rate: in epoch e (from 0) the lr is
-///   base_lr * gamma^k,  k = floor(e / step_size) + (decay_at_start ? 1 : 0),
-/// computed by k successive multiplications, as PyTorch's StepLR and the reference programs
-/// do, so the float values match theirs. decay_at_start = true also decays at the start of
-/// epoch 0, as the "if epoch % 5 == 0: lr *= 0.1" loop of the MNIST example's reference 1
-/// (examples/mnist). step_size = 0 keeps lr constant.
-/// Example: StepLR<SGD<float>> schedule(opt, 5, 0.1, true); schedule.set_epoch(epoch);
-template <typename Opt>
-class StepLR {
- public:
-  StepLR(Opt& optimizer, Index step_size, double gamma = 0.1, bool decay_at_start = false)
-      : optimizer_(optimizer),
-        base_lr_(optimizer.lr()),
-        step_size_(step_size),
-        gamma_(gamma),
-        decay_at_start_(decay_at_start) {
-    detail::check(step_size >= 0, "StepLR", "step_size must be >= 0, got ", step_size);
-    detail::check(gamma > 0, "StepLR", "gamma must be > 0, got ", gamma);
-  }
-
-  double lr_at(Index epoch) const {
-    if (step_size_ == 0) return base_lr_;
-    const Index k = epoch / step_size_ + (decay_at_start_ ? 1 : 0);
-    double lr = base_lr_;
-    for (Index i = 0; i < k; ++i) lr *= gamma_;
-    return lr;
-  }
-
-  /// Sets the optimizer's lr for this epoch and returns it; call at the start of each epoch.
-  double set_epoch(Index epoch) {
-    detail::check(epoch >= 0, "StepLR::set_epoch", "epoch must be >= 0, got ", epoch);
-    last_epoch_ = epoch;
-    optimizer_.set_lr(lr_at(epoch));
-    return optimizer_.lr();
-  }
-  /// As scheduler.step() at the end of an epoch: sets the next epoch's lr (lr_scheduler.hpp
-  /// states the epoch semantics all schedules share).
-  double step() { return set_epoch(last_epoch_ + 1); }
-  Index last_epoch() const { return last_epoch_; }
-
- private:
-  Opt& optimizer_;
-  double base_lr_;
-  Index step_size_;
-  double gamma_;
-  bool decay_at_start_;
-  Index last_epoch_ = 0;
 };
 
 }  // namespace backprop
