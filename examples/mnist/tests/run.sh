@@ -270,8 +270,11 @@ case $case_name in
     done
     [ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
     synthetic d 300
-    for preset in bn-mlp deep-mlp; do
-      "$MNIST" --preset $preset --data-dir d --epochs 1 --lr 0.1 --out $preset >/dev/null 2>&1
+    # deep-mlp-dropout: --dropout shifts the Sequential's keys (0, 3, ..., 12) in both.
+    for preset in bn-mlp deep-mlp deep-mlp-dropout; do
+      flags=(--preset ${preset%-dropout})
+      [ "$preset" = deep-mlp-dropout ] && flags+=(--dropout 0.2)
+      "$MNIST" "${flags[@]}" --data-dir d --epochs 1 --lr 0.1 --out $preset >/dev/null 2>&1
       env -u OPENBLAS_CORETYPE "$py" "$SOURCE_DIR/examples/mnist/load_in_pytorch.py" \
         $preset/checkpoint.safetensors --data-dir d | tee $preset.txt
       torch=$(sed -n 's/^Test Loss: \([0-9.]*\), Test Acc: \([0-9.]*\) .*per sample: \([0-9.]*\)$/\1 \2 \3/p' $preset.txt)
