@@ -65,8 +65,8 @@ class MpiWorld : public World {
 
   // The test hook of tests/distributed/mnist_two_ranks.sh, and what docs/distributed.md's
   // scaling section reports.
-  void after_training(Module<float>& model, backprop::Optimizer<float>& optimizer, std::int64_t steps_run,
-                      double seconds) override {
+  void after_training(Module<float>& model, backprop::Optimizer<float>& optimizer,
+                      std::int64_t steps_run, double seconds) override {
     if (const char* dir = std::getenv("MNIST_SAVE_REPLICAS")) save_replica(dir, model, optimizer);
     if (!root() || !ddp_) return;
     const dist::CommStats& c = ddp_->stats();
@@ -84,7 +84,8 @@ class MpiWorld : public World {
   // The parameters and optimizer state (momentum buffers, exp_avg, ...) of this rank, for the
   // test that checks that the replicas stay bit-identical (BatchNorm's running statistics are
   // per rank, so left out).
-  void save_replica(const std::string& dir, Module<float>& model, backprop::Optimizer<float>& optimizer) {
+  void save_replica(const std::string& dir, Module<float>& model,
+                    backprop::Optimizer<float>& optimizer) {
     struct Refs : backprop::OptimizerStateVisitor<float> {
       const std::vector<backprop::Parameter<float>>* params = nullptr;
       std::vector<backprop::io::TensorRef> refs;

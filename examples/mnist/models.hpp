@@ -50,7 +50,6 @@ class Net : public backprop::Module<T> {
     return layer1.backward(relu1.backward(*d1));
   }
 
-
   void set_input_requires_grad(bool on) override {
     backprop::Module<T>::set_input_requires_grad(on);
     layer1.set_input_requires_grad(on);

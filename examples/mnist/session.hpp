@@ -128,9 +128,9 @@ inline void check_run_flags(const backprop::io::SafetensorsFile& file, const Opt
   if (kind != optimizer_class(o.optimizer)) {
     std::string flag = kind;
     for (char& c : flag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    throw std::runtime_error(file.path + ": a checkpoint of optimizer " + kind + ", and this run is " +
-                             optimizer_class(o.optimizer) + ": add --optimizer " + flag +
-                             " to --resume it");
+    throw std::runtime_error(file.path + ": a checkpoint of optimizer " + kind +
+                             ", and this run is " + optimizer_class(o.optimizer) +
+                             ": add --optimizer " + flag + " to --resume it");
   }
   const std::string dropout = get("run.dropout", "0");
   if (dropout != backprop::detail::format_double(o.dropout))
@@ -140,14 +140,16 @@ inline void check_run_flags(const backprop::io::SafetensorsFile& file, const Opt
                              dropout + " to --resume it");
 }
 
-inline std::unique_ptr<backprop::Optimizer<float>> make_optimizer(const Options& o, Module<float>& model) {
+inline std::unique_ptr<backprop::Optimizer<float>> make_optimizer(const Options& o,
+                                                                  Module<float>& model) {
   if (o.optimizer == "adam")
     return std::make_unique<backprop::Adam<float>>(model.parameters(), o.lr, std::pair(0.9, 0.999),
                                                    1e-8, o.weight_decay);
   if (o.optimizer == "adamw")
     return std::make_unique<backprop::AdamW<float>>(model.parameters(), o.lr, std::pair(0.9, 0.999),
                                                     1e-8, o.weight_decay);
-  return std::make_unique<backprop::SGD<float>>(model.parameters(), o.lr, o.momentum, 0, o.weight_decay);
+  return std::make_unique<backprop::SGD<float>>(model.parameters(), o.lr, o.momentum, 0,
+                                                o.weight_decay);
 }
 
 inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Index classes) {

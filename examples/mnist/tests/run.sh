@@ -56,6 +56,9 @@ need_mnist() {
 case $case_name in
   usage)
     "$MNIST" --help | grep -q -- "--resume PATH" || fail "--help does not list --resume"
+    for flag in "--optimizer NAME" "--dropout P" "--weight-decay X"; do
+      "$MNIST" --help | grep -q -- "$flag" || fail "--help does not list $flag"
+    done
     ;;
   bad_input_missing_file)
     mkdir empty
