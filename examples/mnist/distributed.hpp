@@ -65,8 +65,8 @@ class MpiWorld : public World {
 
   // The test hook of tests/distributed/mnist_two_ranks.sh, and what docs/distributed.md's
   // scaling section reports.
-  void after_training(Module<float>& model, backprop::SGD<float>& optimizer, std::int64_t steps_run,
-                      double seconds) override {
+  void after_training(Module<float>& model, backprop::Optimizer<float>& optimizer,
+                      std::int64_t steps_run, double seconds) override {
     if (const char* dir = std::getenv("MNIST_SAVE_REPLICAS")) save_replica(dir, model, optimizer);
     if (!root() || !ddp_) return;
     const dist::CommStats& c = ddp_->stats();
@@ -81,15 +81,26 @@ class MpiWorld : public World {
   }
 
  private:
-  // The parameters and momentum buffers of this rank, for the test that checks that the
-  // replicas stay bit-identical (BatchNorm's running statistics are per rank, so left out).
-  void save_replica(const std::string& dir, Module<float>& model, backprop::SGD<float>& optimizer) {
-    std::vector<backprop::io::TensorRef> refs;
+  // The parameters and optimizer state (momentum buffers, exp_avg, ...) of this rank, for the
+  // test that checks that the replicas stay bit-identical (BatchNorm's running statistics are
+  // per rank, so left out).
+  void save_replica(const std::string& dir, Module<float>& model,
+                    backprop::Optimizer<float>& optimizer) {
+    struct Refs : backprop::OptimizerStateVisitor<float> {
+      const std::vector<backprop::Parameter<float>>* params = nullptr;
+      std::vector<backprop::io::TensorRef> refs;
+      void tensors(std::string_view name, std::vector<Tensor<float>>& per_parameter) override {
+        for (std::size_t i = 0; i < per_parameter.size(); ++i)
+          refs.push_back(backprop::io::tensor_ref(
+              "optimizer." + std::string(name) + "." + (*params)[i].name, per_parameter[i]));
+      }
+      void counter(std::string_view, std::int64_t&) override {}
+    } state;
+    state.params = &optimizer.parameters();
     for (const backprop::Parameter<float>& p : model.parameters())
-      refs.push_back(backprop::io::tensor_ref(p.name, *p.value));
-    for (std::size_t i = 0; i < optimizer.momentum_buffer().size(); ++i)
-      refs.push_back(backprop::io::tensor_ref("optimizer.momentum_buffer." + optimizer.parameters()[i].name,
-                                              optimizer.momentum_buffer()[i]));
+      state.refs.push_back(backprop::io::tensor_ref(p.name, *p.value));
+    optimizer.visit_state(state);
+    std::vector<backprop::io::TensorRef>& refs = state.refs;
     backprop::io::write_safetensors(dir + "/replica-" + std::to_string(rank()) + ".safetensors", refs);
   }
 

@@ -66,11 +66,14 @@ class Net(nn.Module):
         return self.layer3(x)
 
 
-# Reference 2 ("deep-mlp").
-def deep_mlp(in_dim, out_dim):
-    return nn.Sequential(nn.Linear(in_dim, 600), nn.ReLU(), nn.Linear(600, 400), nn.ReLU(),
-                         nn.Linear(400, 200), nn.ReLU(), nn.Linear(200, 100), nn.ReLU(),
-                         nn.Linear(100, out_dim))
+# Reference 2 ("deep-mlp"). With the example's --dropout P > 0, nn.Dropout(P) follows each
+# ReLU, which shifts the Sequential's indices (keys 0, 3, 6, 9, 12) as in the C++ model.
+def deep_mlp(in_dim, out_dim, dropout=0.0):
+    widths, layers = [in_dim, 600, 400, 200, 100], []
+    for i in range(4):
+        layers += [nn.Linear(widths[i], widths[i + 1]), nn.ReLU()]
+        layers += [nn.Dropout(dropout)] if dropout > 0 else []
+    return nn.Sequential(*layers, nn.Linear(100, out_dim))
 
 
 def model_for(state, metadata):
@@ -78,7 +81,9 @@ def model_for(state, metadata):
     if preset == "bn-mlp":
         w1, w2, w3 = (state[f"layer{i}.0.weight"] for i in (1, 2, 3))
         return preset, Net(w1.shape[1], w1.shape[0], w2.shape[0], w3.shape[0])
-    return preset, deep_mlp(state["0.weight"].shape[1], state["8.weight"].shape[0])
+    dropout = float(metadata.get("run.dropout", "0"))
+    last = "12.weight" if dropout > 0 else "8.weight"
+    return preset, deep_mlp(state["0.weight"].shape[1], state[last].shape[0], dropout)
 
 
 def read_idx(data_dir, stem):

@@ -26,7 +26,10 @@ inline int default_threads() { return std::thread::hardware_concurrency() >= 2 ?
 struct Options {
   std::string preset = "bn-mlp";
   std::int64_t epochs = 20, batch_size = 64, test_batch_size = 128;
+  std::string optimizer = "sgd";  // sgd, adam or adamw
   double lr = 0.01, momentum = 0.5;
+  double weight_decay = -1;  // -1: the optimizer's PyTorch default (0; AdamW 1e-2)
+  double dropout = 0;        // Dropout(p) after each hidden ReLU; 0: none, as the references
   std::int64_t lr_step = 5;  // 0: constant lr
   double lr_gamma = 0.1;
   std::uint64_t seed = 0;
@@ -55,10 +58,17 @@ options (override the preset):
   --epochs N            epochs to train
   --batch-size N        training batch size
   --test-batch-size N   test batch size
-  --lr X                learning rate
-  --momentum X          SGD momentum (0: plain SGD)
+  --optimizer NAME      sgd (default, the references'), adam or adamw (torch.optim.Adam,
+                        AdamW: betas 0.9 0.999, eps 1e-8, PyTorch's defaults)
+  --lr X                learning rate (default 0.01 for sgd, 1e-3 for adam and adamw)
+  --momentum X          SGD momentum (0: plain SGD); only with --optimizer sgd
+  --weight-decay X      weight decay (default PyTorch's: 0 for sgd and adam, 1e-2 for
+                        adamw, which decouples it)
+  --dropout P           Dropout(P) after each hidden ReLU, 0 <= P < 1 (default 0: none).
+                        This departs from the reference models; for deep-mlp it shifts
+                        the state_dict indices as in PyTorch (0, 3, 6, 9, 12 .weight)
   --lr-step N           multiply lr by --lr-gamma every N epochs (bn-mlp also at epoch 0,
-                        as reference 1); 0 keeps lr constant
+                        as reference 1), whatever the optimizer; 0 keeps lr constant
   --lr-gamma X          the factor of --lr-step
   --seed N              seed of the initial weights and the shuffling
   --threads N           threads for the large matrix products (default: 2 on a machine
@@ -108,6 +118,13 @@ inline double parse_double(const std::string& flag, const std::string& text, dou
   return v;
 }
 
+// 0 <= p < 1: p = 1 would zero every hidden unit, so nothing could be learnt.
+inline double parse_probability(const std::string& flag, const std::string& text) {
+  const double p = parse_double(flag, text, 0);
+  if (!(p < 1)) throw UsageError(flag + " expects a probability 0 <= P < 1, got '" + text + "'");
+  return p;
+}
+
 }  // namespace detail
 
 /// Parses argv; throws UsageError with a one-line message. Returns false for --help.
@@ -140,7 +157,7 @@ inline bool parse_options(int argc, char** argv, Options& o) {
   } else if (o.preset != "bn-mlp") {
     throw UsageError("--preset expects bn-mlp or deep-mlp, got '" + o.preset + "'");
   }
-  bool out_given = false, save_given = false;
+  bool out_given = false, save_given = false, lr_given = false, momentum_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "-h" || flag == "--help") return false;
@@ -160,8 +177,11 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     else if (flag == "--epochs") o.epochs = detail::parse_int(flag, v, 0);
     else if (flag == "--batch-size") o.batch_size = detail::parse_int(flag, v, 2);
     else if (flag == "--test-batch-size") o.test_batch_size = detail::parse_int(flag, v, 1);
-    else if (flag == "--lr") o.lr = detail::parse_double(flag, v, 0);
-    else if (flag == "--momentum") o.momentum = detail::parse_double(flag, v, 0);
+    else if (flag == "--optimizer") o.optimizer = v;
+    else if (flag == "--lr") o.lr = detail::parse_double(flag, v, 0), lr_given = true;
+    else if (flag == "--momentum") o.momentum = detail::parse_double(flag, v, 0), momentum_given = true;
+    else if (flag == "--weight-decay") o.weight_decay = detail::parse_double(flag, v, 0);
+    else if (flag == "--dropout") o.dropout = detail::parse_probability(flag, v);
     else if (flag == "--lr-step") o.lr_step = detail::parse_int(flag, v, 0);
     else if (flag == "--lr-gamma") o.lr_gamma = detail::parse_double(flag, v, std::numeric_limits<double>::min());
     else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(detail::parse_int(flag, v, 0));
@@ -176,6 +196,16 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     if (v.empty()) throw UsageError(flag + " expects a value, got ''");
   }
   if (o.threads > 1024) throw UsageError("--threads expects at most 1024");
+  if (o.optimizer != "sgd" && o.optimizer != "adam" && o.optimizer != "adamw")
+    throw UsageError("--optimizer expects sgd, adam or adamw, got '" + o.optimizer + "'");
+  if (o.optimizer != "sgd") {
+    if (momentum_given)
+      throw UsageError("--momentum is SGD's; --optimizer " + o.optimizer +
+                       " has betas 0.9 0.999 instead: drop --momentum or use --optimizer sgd");
+    o.momentum = 0;
+    if (!lr_given) o.lr = 1e-3;  // torch.optim.Adam's and AdamW's default lr
+  }
+  if (o.weight_decay < 0) o.weight_decay = o.optimizer == "adamw" ? 1e-2 : 0;
   if (!o.load.empty() && !o.resume.empty())
     throw UsageError("--load and --resume exclude each other (--resume restores the weights)");
   // A resumed run continues where it was: its outputs beside its checkpoint, which it keeps

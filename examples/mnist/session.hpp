@@ -8,6 +8,7 @@
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/mnist.hpp>
 
+#include <cctype>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "history.hpp"
@@ -68,7 +70,7 @@ class World {
   /// True on every rank when it is true on one (so that all stop at the same step).
   virtual bool any(bool flag) { return flag; }
   /// After training, on every rank: steps and seconds of this process's training.
-  virtual void after_training(Module<float>&, backprop::SGD<float>&, std::int64_t, double) {}
+  virtual void after_training(Module<float>&, backprop::Optimizer<float>&, std::int64_t, double) {}
 };
 
 // --- Ctrl-C: the handler only sets a flag; the loop checks it between steps. -------------
@@ -97,7 +99,7 @@ inline std::string preset_of(const backprop::io::SafetensorsFile& file) {
   const auto it = file.metadata.find("preset");
   if (it != file.metadata.end()) return it->second;
   if (file.find("layer1.0.weight")) return "bn-mlp";
-  if (file.find("0.weight") && file.find("8.weight")) return "deep-mlp";
+  if (file.find("0.weight") && (file.find("8.weight") || file.find("12.weight"))) return "deep-mlp";
   return "";
 }
 
@@ -110,10 +112,51 @@ inline void check_preset(const backprop::io::SafetensorsFile& file, const std::s
                              ": add --preset " + p + " to " + flag + " it");
 }
 
+/// PyTorch's class name of --optimizer, as checkpoints record it ("optimizer" metadata).
+inline const char* optimizer_class(const std::string& flag) {
+  return flag == "adam" ? "Adam" : flag == "adamw" ? "AdamW" : "SGD";
+}
+
+/// A checkpoint resumes with the optimizer and dropout it was trained with (a checkpoint
+/// without "run.dropout" predates --dropout: 0).
+inline void check_run_flags(const backprop::io::SafetensorsFile& file, const Options& o) {
+  const auto get = [&](const char* key, const char* absent) {
+    const auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? std::string(absent) : it->second;
+  };
+  const std::string kind = get("optimizer", "SGD");
+  if (kind != optimizer_class(o.optimizer)) {
+    std::string flag = kind;
+    for (char& c : flag) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    throw std::runtime_error(file.path + ": a checkpoint of optimizer " + kind +
+                             ", and this run is " + optimizer_class(o.optimizer) +
+                             ": add --optimizer " + flag + " to --resume it");
+  }
+  const std::string dropout = get("run.dropout", "0");
+  if (dropout != backprop::detail::format_double(o.dropout))
+    throw std::runtime_error(file.path + ": a checkpoint trained with --dropout " + dropout +
+                             ", and this run has --dropout " +
+                             backprop::detail::format_double(o.dropout) + ": add --dropout " +
+                             dropout + " to --resume it");
+}
+
+inline std::unique_ptr<backprop::Optimizer<float>> make_optimizer(const Options& o,
+                                                                  Module<float>& model) {
+  if (o.optimizer == "adam")
+    return std::make_unique<backprop::Adam<float>>(model.parameters(), o.lr, std::pair(0.9, 0.999),
+                                                   1e-8, o.weight_decay);
+  if (o.optimizer == "adamw")
+    return std::make_unique<backprop::AdamW<float>>(model.parameters(), o.lr, std::pair(0.9, 0.999),
+                                                    1e-8, o.weight_decay);
+  return std::make_unique<backprop::SGD<float>>(model.parameters(), o.lr, o.momentum, 0,
+                                                o.weight_decay);
+}
+
 inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Index classes) {
   std::unique_ptr<Module<float>> model;
-  if (o.preset == "deep-mlp") model = std::make_unique<backprop::Sequential<float>>(deep_mlp<float>(in, classes));
-  else model = std::make_unique<Net<float>>(in, 300, 100, classes);
+  if (o.preset == "deep-mlp")
+    model = std::make_unique<backprop::Sequential<float>>(deep_mlp<float>(in, classes, o.dropout));
+  else model = std::make_unique<Net<float>>(in, 300, 100, classes, o.dropout);
   model->set_input_requires_grad(false);  // the images need no gradient: skip dy * W in layer 1
   return model;
 }
@@ -126,7 +169,8 @@ struct Session {
       : train(o.data_dir, /*train=*/true),
         test(o.data_dir, /*train=*/false),
         model(checked_model(o, train, test)),
-        optimizer(model->parameters(), o.lr, o.momentum),
+        optimizer_(make_optimizer(o, *model)),
+        optimizer(*optimizer_),
         // bn-mlp decays at the start of epoch 0 too, as reference 1's "if epoch % 5 == 0".
         schedule(optimizer, o.lr_step, o.lr_gamma, o.preset == "bn-mlp") {
     if (!o.load.empty()) {
@@ -135,7 +179,9 @@ struct Session {
       backprop::io::load_state_dict(file, *model);
     }
     if (!o.resume.empty()) {
-      check_preset(backprop::io::read_safetensors(o.resume), "--resume", o);
+      const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.resume);
+      check_preset(file, "--resume", o);
+      check_run_flags(file, o);
       const backprop::io::CheckpointState s =
           backprop::io::load_checkpoint(o.resume, *model, optimizer, backprop::default_generator());
       h = History::from_metadata(s.metadata, s.epoch, o.resume);
@@ -157,6 +203,7 @@ struct Session {
     h.seed = o.seed;
     backprop::io::Metadata meta = h.to_metadata(at);
     meta["preset"] = o.preset;
+    meta["run.dropout"] = backprop::detail::format_double(o.dropout);
     meta["run.batch_size"] = std::to_string(o.batch_size);
     meta["run.world_size"] = std::to_string(world.size());
     return meta;
@@ -164,8 +211,9 @@ struct Session {
 
   const backprop::io::MnistDataset<float> train, test;
   std::unique_ptr<Module<float>> model;
-  backprop::SGD<float> optimizer;
-  backprop::StepLR<backprop::SGD<float>> schedule;
+  std::unique_ptr<backprop::Optimizer<float>> optimizer_;  // --optimizer's
+  backprop::Optimizer<float>& optimizer;
+  backprop::StepLR<backprop::Optimizer<float>> schedule;
   backprop::CrossEntropyLoss<float> criterion;
   History h;  // h.at: where the run is
 

@@ -5,7 +5,7 @@
 #          one_epoch_accuracy | parity_first_100_losses | pictures_any_values |
 #          one_epoch_curves | resume_mid_epoch_is_exact | resume_nothing_left |
 #          flag_forms | interrupt_and_resume | progress_bar_80_columns | pytorch_loader |
-#          parity_f64_first_100_losses
+#          parity_f64_first_100_losses | optimizer_adam | resume_exact_adam_dropout
 # Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
 # SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
@@ -56,6 +56,9 @@ need_mnist() {
 case $case_name in
   usage)
     "$MNIST" --help | grep -q -- "--resume PATH" || fail "--help does not list --resume"
+    for flag in "--optimizer NAME" "--dropout P" "--weight-decay X"; do
+      "$MNIST" --help | grep -q -- "$flag" || fail "--help does not list $flag"
+    done
     ;;
   bad_input_missing_file)
     mkdir empty
@@ -113,6 +116,25 @@ case $case_name in
     expect_error 2 "--epochs expects an integer >= 0, got '-3'" --epochs -3
     expect_error 2 "--lr expects a number >= 0, got 'abc'" --lr abc
     expect_error 2 "--batch-size expects an integer >= 2, got '1'" --batch-size 1
+    ;;
+  bad_input_optimizer_flags)
+    expect_error 2 "--optimizer expects sgd, adam or adamw, got 'rmsprop'" --optimizer rmsprop
+    expect_error 2 "--momentum is SGD's; --optimizer adam .*drop --momentum or use --optimizer sgd" \
+      --optimizer adam --momentum 0.9
+    expect_error 2 "--momentum is SGD's; --optimizer adamw" --momentum=0 --optimizer=adamw
+    expect_error 2 "--weight-decay expects a number >= 0, got '-1'" --weight-decay -1
+    expect_error 2 "--dropout expects a probability 0 <= P < 1, got '1.0'" --dropout 1.0
+    expect_error 2 "--dropout expects a number >= 0, got '-0.1'" --dropout -0.1
+    expect_error 2 "--dropout expects a number >= 0, got 'x'" --dropout x
+    # Resuming with another optimizer or dropout names the checkpoint's and the flag to add.
+    synthetic d 100
+    "$MNIST" --data-dir d --epochs 1 --optimizer adam --dropout 0.2 --out adam >/dev/null 2>&1
+    expect_error 1 "adam/checkpoint.safetensors: a checkpoint of optimizer Adam, and this run is SGD: add --optimizer adam to --resume it" \
+      --data-dir d --epochs 2 --dropout 0.2 --resume adam/checkpoint.safetensors
+    expect_error 1 "adam/checkpoint.safetensors: a checkpoint of optimizer Adam, and this run is AdamW: add --optimizer adam" \
+      --data-dir d --epochs 2 --optimizer adamw --dropout 0.2 --resume adam/checkpoint.safetensors
+    expect_error 1 "adam/checkpoint.safetensors: a checkpoint trained with --dropout 0.2, and this run has --dropout 0: add --dropout 0.2 to --resume it" \
+      --data-dir d --epochs 2 --optimizer adam --resume adam/checkpoint.safetensors
     ;;
   bad_input_nan_loss)
     synthetic d 640
@@ -251,8 +273,11 @@ case $case_name in
     done
     [ -n "$py" ] || { echo "skipped: no python3 with torch"; exit 77; }
     synthetic d 300
-    for preset in bn-mlp deep-mlp; do
-      "$MNIST" --preset $preset --data-dir d --epochs 1 --lr 0.1 --out $preset >/dev/null 2>&1
+    # deep-mlp-dropout: --dropout shifts the Sequential's keys (0, 3, ..., 12) in both.
+    for preset in bn-mlp deep-mlp deep-mlp-dropout; do
+      flags=(--preset ${preset%-dropout})
+      [ "$preset" = deep-mlp-dropout ] && flags+=(--dropout 0.2)
+      "$MNIST" "${flags[@]}" --data-dir d --epochs 1 --lr 0.1 --out $preset >/dev/null 2>&1
       env -u OPENBLAS_CORETYPE "$py" "$SOURCE_DIR/examples/mnist/load_in_pytorch.py" \
         $preset/checkpoint.safetensors --data-dir d | tee $preset.txt
       torch=$(sed -n 's/^Test Loss: \([0-9.]*\), Test Acc: \([0-9.]*\) .*per sample: \([0-9.]*\)$/\1 \2 \3/p' $preset.txt)
@@ -328,6 +353,49 @@ case $case_name in
     "$TESTKIT" train-f64 "$fixtures/torch_bn_mlp_init.safetensors" "$MNIST_DIR" 100 >losses_f64.csv
     bash "$SOURCE_DIR/tests/reference/compare_losses.sh" \
       "$fixtures/torch_bn_mlp_first100_losses_f64.txt" losses_f64.csv 1e-10
+    ;;
+  optimizer_adam)
+    # Adam (lr 1e-3 by default; --lr-step 0, else bn-mlp's schedule starts at 1e-4) on 2000
+    # MNIST images: the loss halves, and the checkpoint keeps Adam's state under PyTorch's
+    # names (exp_avg, exp_avg_sq, step).
+    need_mnist
+    mkdir sub && "$TESTKIT" subset "$MNIST_DIR" sub 2000 500
+    "$MNIST" --data-dir sub --optimizer adam --lr-step 0 --epochs 2 --out run >stdout.txt 2>&1
+    n=$(($(wc -l <run/losses.csv) - 1))
+    [ "$n" = 64 ] || fail "losses.csv should hold 2 x 32 steps, has $n"
+    awk -F, -v n="$n" 'NR > 1 && NR <= 11 { a += $2 } NR > n - 9 { b += $2 }
+      END { printf "mean loss of the first 10 steps %.4f, of the last 10 %.4f\n", a / 10, b / 10;
+            exit !(b < 0.5 * a) }' run/losses.csv || fail "the loss did not halve"
+    header=$(head -c 200000 run/checkpoint.safetensors | tr -d '\0')
+    for key in '"optimizer":"Adam"' '"optimizer.step":"64"' optimizer.exp_avg.layer1.0.weight \
+               optimizer.exp_avg_sq.layer3.0.bias '"optimizer.lr":"0.001"'; do
+      grep -qF -- "$key" <<<"$header" || fail "checkpoint lacks $key"
+    done
+    ! grep -qF momentum_buffer <<<"$header" || fail "an Adam checkpoint with momentum buffers"
+    ;;
+  resume_exact_adam_dropout)
+    # Adam with dropout, stopped inside an epoch and resumed: the same run as an
+    # uninterrupted one, bit for bit (the dropout masks come from the generator the checkpoint
+    # saves). deep-mlp too, whose Sequential gets Dropout modules (keys 0, 3, ..., 12).
+    synthetic d 1000
+    for preset in bn-mlp deep-mlp; do
+      flags=(--preset $preset --data-dir d --epochs 3 --optimizer adam --dropout 0.2)
+      "$MNIST" "${flags[@]}" --out $preset-straight >/dev/null 2>&1
+      "$MNIST" "${flags[@]}" --max-steps 21 --out $preset-split >/dev/null 2>&1
+      "$MNIST" "${flags[@]}" --resume $preset-split/checkpoint.safetensors >split.txt 2>&1
+      grep -q "^epoch: 2," split.txt || fail "$preset: the resumed run did not finish epoch 2"
+      "$TESTKIT" same-tensors $preset-straight/checkpoint.safetensors $preset-split/checkpoint.safetensors ||
+        fail "$preset: 3 epochs straight and stopped then resumed differ"
+      cmp $preset-straight/losses.csv $preset-split/losses.csv || fail "$preset: losses.csv differ"
+    done
+    header=$(head -c 200000 deep-mlp-straight/checkpoint.safetensors | tr -d '\0')
+    for key in '"12.weight"' '"optimizer.exp_avg.9.bias"' '"run.dropout":"0.2"'; do
+      grep -qF -- "$key" <<<"$header" || fail "deep-mlp checkpoint lacks $key"
+    done
+    # Without --dropout the same run differs: the masks are applied.
+    "$MNIST" --data-dir d --epochs 1 --optimizer adam --out nodrop >/dev/null 2>&1
+    "$MNIST" --data-dir d --epochs 1 --optimizer adam --dropout 0.2 --out drop >/dev/null 2>&1
+    ! cmp -s nodrop/losses.csv drop/losses.csv || fail "--dropout 0.2 changed nothing"
     ;;
   one_epoch_accuracy)
     need_mnist
