@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Regression example: an MLP fits y = sin(x) + noise with MSELoss, Adam and CosineAnnealingLR,
-// batches from io::DataLoader over a TensorDataset. README.md has the PyTorch program it translates.
+// batches from io::DataLoader over a TensorDataset. README.md has the PyTorch program.
 #include <backprop/backprop.hpp>
 #include <backprop/io/atomic_file.hpp>
 #include <backprop/io/data_loader.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -42,7 +41,7 @@ Options parse(int argc, char** argv) {
     if (flag == "--help") {
       std::printf(
           "usage: regression [--epochs N] [--lr X] [--seed S] [--out DIR]\n"
-          "Fits y = sin(x) + noise with a 1-64-64-1 Tanh MLP; writes DIR/fit.svg and DIR/loss.svg.\n"
+          "Fits y = sin(x) + noise with a 1-64-64-1 Tanh MLP; writes DIR/{fit,loss}.svg.\n"
           "  --epochs N  epochs of 200 samples in batches of 32 (default 300)\n"
           "  --lr X      Adam's initial lr, cosine-annealed to 0 (default 0.01)\n"
           "  --seed S    seeds the data, the initial weights and the shuffle (default 0)\n"
@@ -137,8 +136,8 @@ int main(int argc, char** argv) {
   Sequential<float> model{Linear<float>(1, 64, true, gen), Tanh<float>(),
                           Linear<float>(64, 64, true, gen), Tanh<float>(),
                           Linear<float>(64, 1, true, gen)};
-  MSELoss<float> criterion;                                          // nn.MSELoss()
-  Adam<float> optimizer(model.parameters(), opt.lr);                 // optim.Adam(..., lr)
+  MSELoss<float> criterion;                                         // nn.MSELoss()
+  Adam<float> optimizer(model.parameters(), opt.lr);                // optim.Adam(..., lr)
   CosineAnnealingLR<Adam<float>> scheduler(optimizer, opt.epochs);  // CosineAnnealingLR(opt, T_max)
 
   mnist::Series train_curve{"train", "#0969da", {}, {}}, test_curve{"test", "#cf222e", {}, {}};
@@ -146,14 +145,15 @@ int main(int argc, char** argv) {
   for (Index epoch = 0; epoch < opt.epochs; ++epoch) {
     model.train();
     loader.set_epoch(static_cast<std::uint64_t>(epoch));
-    for (Index b = 0; b < loader.num_batches(); ++b) {       // for x, y in loader:
+    for (Index b = 0; b < loader.num_batches(); ++b) {  // for x, y in loader:
       const io::Batch<float, float>& batch = loader.batch(b);
-      optimizer.zero_grad();                                  //   optimizer.zero_grad()
-      criterion.forward(model.forward(batch.images), batch.labels);  // loss = criterion(model(x), y)
-      model.backward(criterion.backward());                   //   loss.backward()
-      optimizer.step();                                       //   optimizer.step()
+      optimizer.zero_grad();                                      // optimizer.zero_grad()
+      const Tensor<float>& output = model.forward(batch.images);  // output = model(x)
+      criterion.forward(output, batch.labels);                    // loss = criterion(output, y)
+      model.backward(criterion.backward());                       // loss.backward()
+      optimizer.step();                                           // optimizer.step()
     }
-    scheduler.step();                                         // scheduler.step()
+    scheduler.step();  // scheduler.step()
     const float train_mse = evaluate(model, criterion, train);
     test_mse = evaluate(model, criterion, test);
     train_curve.x.push_back(static_cast<double>(epoch + 1));
@@ -161,9 +161,8 @@ int main(int argc, char** argv) {
     test_curve.x.push_back(static_cast<double>(epoch + 1));
     test_curve.y.push_back(std::log10(test_mse));
     if ((epoch + 1) % 25 == 0 || epoch + 1 == opt.epochs)
-      std::printf("epoch %4lld  train MSE %.5f  test MSE %.5f\n",
-                  static_cast<long long>(epoch + 1), static_cast<double>(train_mse),
-                  static_cast<double>(test_mse));
+      std::printf("epoch %4lld  train MSE %.5f  test MSE %.5f\n", static_cast<long long>(epoch + 1),
+                  static_cast<double>(train_mse), static_cast<double>(test_mse));
   }
   std::printf("final test MSE %.5f (noise variance %.5f)\n", static_cast<double>(test_mse),
               static_cast<double>(kNoiseStd * kNoiseStd));
@@ -173,8 +172,9 @@ int main(int argc, char** argv) {
     io::write_file_atomic(opt.out + "/fit.svg", fit_svg(model, train));
     io::write_file_atomic(
         opt.out + "/loss.svg",
-        mnist::svg_document(720, 360, mnist::line_panel(0, 0, 720, 360, "MSE (log10) per epoch",
-                                                        "epoch", {train_curve, test_curve}, true)));
+        mnist::svg_document(720, 360,
+                            mnist::line_panel(0, 0, 720, 360, "MSE (log10) per epoch", "epoch",
+                                              {train_curve, test_curve}, true)));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "regression: %s\n", e.what());
     return 1;
