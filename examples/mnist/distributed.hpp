@@ -12,11 +12,10 @@
 #include "session.hpp"
 
 #ifdef BACKPROP_MNIST_MPI
+#include <algorithm>
 #include <backprop/distributed/mpi.hpp>
 #include <backprop/distributed/sampler.hpp>
 #include <backprop/io/safetensors.hpp>
-
-#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -40,7 +39,9 @@ class MpiWorld : public World {
   int rank() const override { return group_.rank(); }
   int size() const override { return group_.world_size(); }
   const dist::ProcessGroup& group() const { return group_; }
-  int threads(const Options& o) const override { return o.threads > 0 ? o.threads : 1; }  // a rank per core
+  int threads(const Options& o) const override {
+    return o.threads > 0 ? o.threads : 1;
+  }  // a rank per core
 
   // Rank 0's weights and buffers on every rank, and gradients averaged by ddp.backward().
   Module<float>& parallel(Module<float>& model) override {
@@ -72,12 +73,13 @@ class MpiWorld : public World {
     const dist::CommStats& c = ddp_->stats();
     const double steps = static_cast<double>(std::max<std::int64_t>(steps_run, 1));
     const double samples = static_cast<double>(steps_run * batch_size_ * size());
-    std::fprintf(stderr,
-                 "distributed: %d ranks x batch %lld = global batch %lld; %.0f training samples/s; "
-                 "per step %.0f all-reduce call(s), %.3f MB, %.3f ms (rank 0, waiting included)\n",
-                 size(), static_cast<long long>(batch_size_), static_cast<long long>(batch_size_ * size()),
-                 seconds > 0 ? samples / seconds : 0.0, static_cast<double>(c.all_reduce_calls) / steps,
-                 static_cast<double>(c.all_reduce_bytes) / steps / 1e6, 1e3 * c.all_reduce_seconds / steps);
+    std::fprintf(
+        stderr,
+        "distributed: %d ranks x batch %lld = global batch %lld; %.0f training samples/s; "
+        "per step %.0f all-reduce call(s), %.3f MB, %.3f ms (rank 0, waiting included)\n",
+        size(), static_cast<long long>(batch_size_), static_cast<long long>(batch_size_ * size()),
+        seconds > 0 ? samples / seconds : 0.0, static_cast<double>(c.all_reduce_calls) / steps,
+        static_cast<double>(c.all_reduce_bytes) / steps / 1e6, 1e3 * c.all_reduce_seconds / steps);
   }
 
  private:
@@ -101,7 +103,8 @@ class MpiWorld : public World {
       state.refs.push_back(backprop::io::tensor_ref(p.name, *p.value));
     optimizer.visit_state(state);
     std::vector<backprop::io::TensorRef>& refs = state.refs;
-    backprop::io::write_safetensors(dir + "/replica-" + std::to_string(rank()) + ".safetensors", refs);
+    backprop::io::write_safetensors(dir + "/replica-" + std::to_string(rank()) + ".safetensors",
+                                    refs);
   }
 
   dist::ProcessGroup group_;
@@ -117,7 +120,8 @@ int run_distributed(const Options& o, Train train) {
   try {
     return train(o, world);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mnist: error (rank %d of %d): %s\n", world.rank(), world.size(), e.what());
+    std::fprintf(stderr, "mnist: error (rank %d of %d): %s\n", world.rank(), world.size(),
+                 e.what());
     std::fflush(stderr);
     world.group().abort(1);
   }
@@ -127,8 +131,9 @@ int run_distributed(const Options& o, Train train) {
 
 template <typename Train>
 int run_distributed(const Options&, Train) {
-  throw std::runtime_error("--distributed needs MPI, and this mnist was built without it "
-                           "(./scripts/test.sh --mpi installs it and builds with it)");
+  throw std::runtime_error(
+      "--distributed needs MPI, and this mnist was built without it "
+      "(./scripts/test.sh --mpi installs it and builds with it)");
 }
 
 #endif

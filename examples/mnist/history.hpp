@@ -5,7 +5,6 @@
 #pragma once
 
 #include <backprop/io/safetensors.hpp>
-
 #include <cstdint>
 #include <cstdio>
 #include <sstream>
@@ -36,21 +35,23 @@ struct History {
   std::vector<EpochMetrics> epochs;
   std::vector<float> losses;  // every training step's loss
   double train_seconds = 0;
-  std::uint64_t seed = 0;     // of the shuffles
-  Position at;  // where the run is now (to_metadata takes the position to record)
+  std::uint64_t seed = 0;  // of the shuffles
+  Position at;             // where the run is now (to_metadata takes the position to record)
 
   backprop::io::Metadata to_metadata(const Position& where) const {
     std::ostringstream e, l, t, p;
     e.precision(17), l.precision(9), t.precision(17), p.precision(17);
     for (const EpochMetrics& m : epochs)
-      e << m.epoch << ',' << m.lr << ',' << m.train_loss << ',' << m.train_acc << ','
-        << m.test_loss << ',' << m.test_acc << ',' << m.seconds << ',' << m.test_acc_per_sample << ';';
+      e << m.epoch << ',' << m.lr << ',' << m.train_loss << ',' << m.train_acc << ',' << m.test_loss
+        << ',' << m.test_acc << ',' << m.seconds << ',' << m.test_acc_per_sample << ';';
     for (float v : losses) l << v << ',';
     t << train_seconds;
     p << where.step << ',' << where.seconds;
     for (double v : where.rank_sums) p << ',' << v;
-    return {{"history.epochs", e.str()}, {"history.losses", l.str()},
-            {"history.train_seconds", t.str()}, {"history.position", p.str()},
+    return {{"history.epochs", e.str()},
+            {"history.losses", l.str()},
+            {"history.train_seconds", t.str()},
+            {"history.position", p.str()},
             {"seed", std::to_string(seed)}};
   }
 
@@ -92,7 +93,8 @@ struct History {
         while (std::getline(p, v, ',')) h.at.rank_sums.push_back(std::stod(v));
       }
     } catch (const std::logic_error&) {  // stof/stod/stoull: not a number
-      throw std::runtime_error(path + ": metadata 'history.losses', 'history.train_seconds', "
+      throw std::runtime_error(path +
+                               ": metadata 'history.losses', 'history.train_seconds', "
                                "'history.position' or 'seed' is malformed");
     }
     return h;

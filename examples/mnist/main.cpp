@@ -66,14 +66,15 @@ int train(Options o, World& world) {
       if (world.any(stop_signal() != 0)) stop = Stop::signal;
       if (stop != Stop::none) break;
       const io::Batch<float>& batch = train_loader->batch(at.step);
-      s.optimizer.zero_grad();                                           // optimizer.zero_grad()
-      const Tensor<float>& out = model.forward(batch.images);            // out = model(img)
-      const float loss = s.criterion.forward(out, batch.labels);         // criterion(out, label)
+      s.optimizer.zero_grad();                                    // optimizer.zero_grad()
+      const Tensor<float>& out = model.forward(batch.images);     // out = model(img)
+      const float loss = s.criterion.forward(out, batch.labels);  // criterion(out, label)
       if (!std::isfinite(loss)) throw diverged(o, loss, at, lr);
-      model.backward(s.criterion.backward());                            // loss.backward()
-      s.optimizer.step();                                                // optimizer.step()
+      model.backward(s.criterion.backward());  // loss.backward()
+      s.optimizer.step();                      // optimizer.step()
       sums[0] += loss;
-      sums[1] += static_cast<double>(num_correct(out, batch.labels)) / static_cast<double>(batch.size());
+      sums[1] +=
+          static_cast<double>(num_correct(out, batch.labels)) / static_cast<double>(batch.size());
       losses.push_back(loss);
       --steps_left, ++steps_run;
       bar.update(at.step + 1, batch.size() * world.size(), loss);

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <backprop/backprop.hpp>
-
 #include <iterator>
 
 namespace mnist {

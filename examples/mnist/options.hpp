@@ -173,26 +173,46 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     if (flag.rfind("--", 0) != 0) throw UsageError("unknown option '" + flag + "' (see --help)");
     if (i + 1 >= args.size()) throw UsageError(flag + " expects a value");
     const std::string& v = args[++i];
-    if (flag == "--preset") continue;
-    else if (flag == "--epochs") o.epochs = detail::parse_int(flag, v, 0);
-    else if (flag == "--batch-size") o.batch_size = detail::parse_int(flag, v, 2);
-    else if (flag == "--test-batch-size") o.test_batch_size = detail::parse_int(flag, v, 1);
-    else if (flag == "--optimizer") o.optimizer = v;
-    else if (flag == "--lr") o.lr = detail::parse_double(flag, v, 0), lr_given = true;
-    else if (flag == "--momentum") o.momentum = detail::parse_double(flag, v, 0), momentum_given = true;
-    else if (flag == "--weight-decay") o.weight_decay = detail::parse_double(flag, v, 0);
-    else if (flag == "--dropout") o.dropout = detail::parse_probability(flag, v);
-    else if (flag == "--lr-step") o.lr_step = detail::parse_int(flag, v, 0);
-    else if (flag == "--lr-gamma") o.lr_gamma = detail::parse_double(flag, v, std::numeric_limits<double>::min());
-    else if (flag == "--seed") o.seed = static_cast<std::uint64_t>(detail::parse_int(flag, v, 0));
-    else if (flag == "--threads") o.threads = static_cast<int>(detail::parse_int(flag, v, 1));
-    else if (flag == "--max-steps") o.max_steps = detail::parse_int(flag, v, 0);
-    else if (flag == "--data-dir") o.data_dir = v;
-    else if (flag == "--out") o.out = v, out_given = true;
-    else if (flag == "--load") o.load = v;
-    else if (flag == "--save") o.save = v, save_given = true;
-    else if (flag == "--resume") o.resume = v;
-    else throw UsageError("unknown option '" + flag + "' (see --help)");
+    if (flag == "--preset")
+      continue;
+    else if (flag == "--epochs")
+      o.epochs = detail::parse_int(flag, v, 0);
+    else if (flag == "--batch-size")
+      o.batch_size = detail::parse_int(flag, v, 2);
+    else if (flag == "--test-batch-size")
+      o.test_batch_size = detail::parse_int(flag, v, 1);
+    else if (flag == "--optimizer")
+      o.optimizer = v;
+    else if (flag == "--lr")
+      o.lr = detail::parse_double(flag, v, 0), lr_given = true;
+    else if (flag == "--momentum")
+      o.momentum = detail::parse_double(flag, v, 0), momentum_given = true;
+    else if (flag == "--weight-decay")
+      o.weight_decay = detail::parse_double(flag, v, 0);
+    else if (flag == "--dropout")
+      o.dropout = detail::parse_probability(flag, v);
+    else if (flag == "--lr-step")
+      o.lr_step = detail::parse_int(flag, v, 0);
+    else if (flag == "--lr-gamma")
+      o.lr_gamma = detail::parse_double(flag, v, std::numeric_limits<double>::min());
+    else if (flag == "--seed")
+      o.seed = static_cast<std::uint64_t>(detail::parse_int(flag, v, 0));
+    else if (flag == "--threads")
+      o.threads = static_cast<int>(detail::parse_int(flag, v, 1));
+    else if (flag == "--max-steps")
+      o.max_steps = detail::parse_int(flag, v, 0);
+    else if (flag == "--data-dir")
+      o.data_dir = v;
+    else if (flag == "--out")
+      o.out = v, out_given = true;
+    else if (flag == "--load")
+      o.load = v;
+    else if (flag == "--save")
+      o.save = v, save_given = true;
+    else if (flag == "--resume")
+      o.resume = v;
+    else
+      throw UsageError("unknown option '" + flag + "' (see --help)");
     if (v.empty()) throw UsageError(flag + " expects a value, got ''");
   }
   if (o.threads > 1024) throw UsageError("--threads expects at most 1024");
@@ -212,8 +232,9 @@ inline bool parse_options(int argc, char** argv, Options& o) {
   // updating, unless --out or --save say otherwise.
   if (!out_given) {
     const std::size_t slash = o.resume.find_last_of('/');
-    o.out = o.resume.empty() ? "runs/" + o.preset
-            : slash == std::string::npos ? "." : o.resume.substr(0, std::max<std::size_t>(slash, 1));
+    o.out = o.resume.empty()             ? "runs/" + o.preset
+            : slash == std::string::npos ? "."
+                                         : o.resume.substr(0, std::max<std::size_t>(slash, 1));
   }
   if (!save_given) o.save = o.resume.empty() ? o.out + "/checkpoint.safetensors" : o.resume;
   if (o.save == "none") o.save.clear();

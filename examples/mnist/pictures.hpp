@@ -4,13 +4,12 @@
 // terminal the digits as text, as many side by side as the terminal is wide.
 #pragma once
 
-#include <backprop/backprop.hpp>
-#include <backprop/io/mnist.hpp>
-#include <backprop/io/safetensors.hpp>
-
 #include <unistd.h>
 
 #include <algorithm>
+#include <backprop/backprop.hpp>
+#include <backprop/io/mnist.hpp>
+#include <backprop/io/safetensors.hpp>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -24,11 +23,10 @@
 namespace mnist {
 
 /// Writes the four SVG files into `out` and returns their paths.
-inline std::vector<std::string> write_pictures(const std::string& out, const std::string& preset,
-                                               backprop::Module<float>& model,
-                                               const backprop::io::MnistDataset<float>& test,
-                                               const History& h,
-                                               const std::vector<std::vector<std::int64_t>>& confusion) {
+inline std::vector<std::string> write_pictures(
+    const std::string& out, const std::string& preset, backprop::Module<float>& model,
+    const backprop::io::MnistDataset<float>& test, const History& h,
+    const std::vector<std::vector<std::int64_t>>& confusion) {
   using backprop::Index;
   using backprop::Tensor;
   std::vector<std::string> files;
@@ -56,8 +54,8 @@ inline std::vector<std::string> write_pictures(const std::string& out, const std
     pred_out.matrix().row(i).maxCoeff(&pred);
     predictions.push_back(static_cast<int>(pred));
   }
-  write("digits.svg", digits_svg(pixels, static_cast<int>(test.rows()), static_cast<int>(test.cols()),
-                                 labels, predictions));
+  write("digits.svg", digits_svg(pixels, static_cast<int>(test.rows()),
+                                 static_cast<int>(test.cols()), labels, predictions));
 
   // 2. Train/test loss and accuracy per finished epoch.
   Series train_loss{"train loss", "#1f77b4", {}, {}}, test_loss{"test loss", "#ff7f0e", {}, {}};
@@ -69,18 +67,20 @@ inline std::vector<std::string> write_pictures(const std::string& out, const std
     train_acc.x.push_back(e), train_acc.y.push_back(m.train_acc);
     test_acc.x.push_back(e), test_acc.y.push_back(m.test_acc);
   }
-  write("curves.svg",
-        svg_document(900, 360,
-                     line_panel(0, 0, 450, 360, "loss (" + preset + ")", "epoch", {train_loss, test_loss}, true) +
-                         line_panel(450, 0, 450, 360, "accuracy", "epoch", {train_acc, test_acc}, true)));
+  write("curves.svg", svg_document(900, 360,
+                                   line_panel(0, 0, 450, 360, "loss (" + preset + ")", "epoch",
+                                              {train_loss, test_loss}, true) +
+                                       line_panel(450, 0, 450, 360, "accuracy", "epoch",
+                                                  {train_acc, test_acc}, true)));
 
   // 3. The loss every 30 iterations, as reference 2's losses1.
   Series every30{"loss", "#d62728", {}, {}};
   for (std::size_t i = 0; i < h.losses.size(); i += 30)
     every30.x.push_back(static_cast<double>(i)), every30.y.push_back(h.losses[i]);
   write("loss_every_30.svg",
-        svg_document(700, 360, line_panel(0, 0, 700, 360, "training loss every 30 iterations",
-                                          "iteration", {every30})));
+        svg_document(700, 360,
+                     line_panel(0, 0, 700, 360, "training loss every 30 iterations", "iteration",
+                                {every30})));
 
   // 4. Confusion matrix on the test set.
   write("confusion.svg", confusion_svg(confusion, "confusion matrix (test set)"));
@@ -95,7 +95,9 @@ inline std::vector<std::string> write_pictures(const std::string& out, const std
         std::string line;
         for (Index i = 0; i < shown; ++i) {
           for (Index c = 0; c < test.cols(); ++c)
-            line += shades[pixels[static_cast<std::size_t>(i)][static_cast<std::size_t>(r * test.cols() + c)] * 9 / 255];
+            line += shades[pixels[static_cast<std::size_t>(i)]
+                                 [static_cast<std::size_t>(r * test.cols() + c)] *
+                           9 / 255];
           if (i + 1 < shown) line += "  ";
         }
         std::fprintf(stderr, "%s\n", line.c_str());

@@ -23,10 +23,14 @@ namespace svg {
 inline std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -34,9 +38,8 @@ inline std::string escape(const std::string& s) {
 inline std::string text(double x, double y, const std::string& s, int size = 12,
                         const char* anchor = "middle", const char* extra = "") {
   std::ostringstream o;
-  o << "<text x=\"" << x << "\" y=\"" << y << "\" font-size=\"" << size
-    << "\" text-anchor=\"" << anchor << "\" font-family=\"sans-serif\" " << extra << ">"
-    << escape(s) << "</text>\n";
+  o << "<text x=\"" << x << "\" y=\"" << y << "\" font-size=\"" << size << "\" text-anchor=\""
+    << anchor << "\" font-family=\"sans-serif\" " << extra << ">" << escape(s) << "</text>\n";
   return o.str();
 }
 
@@ -47,9 +50,13 @@ inline std::vector<double> ticks(double lo, double hi) {
   if (!(std::isfinite(lo) && std::isfinite(hi) && lo < hi)) return {};
   const double raw = (hi / 2 - lo / 2) / 2.5;  // span / 5, without overflowing hi - lo
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  const double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  const double step = raw / mag < 1.5   ? mag
+                      : raw / mag < 3.5 ? 2 * mag
+                      : raw / mag < 7.5 ? 5 * mag
+                                        : 10 * mag;
   const double first = std::ceil(lo / step), last = std::floor(hi / step);
-  if (!(std::isfinite(first) && std::isfinite(last) && step > 0) || last - first > 20) return {lo, hi};
+  if (!(std::isfinite(first) && std::isfinite(last) && step > 0) || last - first > 20)
+    return {lo, hi};
   std::vector<double> out;
   for (int i = 0; i <= static_cast<int>(last - first); ++i) out.push_back((first + i) * step);
   return out;
@@ -89,8 +96,8 @@ inline std::string line_panel(double left, double top, double width, double heig
   // Widen a zero-width range around its value, else pad 5% (on halves: no overflow).
   const auto widen = [](double& lo, double& hi, double pad_fraction) {
     const double half_span = hi / 2 - lo / 2;
-    const double pad = half_span > 0 ? 2 * half_span * pad_fraction
-                                     : std::max(std::abs(lo) * 0.1, 1.0);
+    const double pad =
+        half_span > 0 ? 2 * half_span * pad_fraction : std::max(std::abs(lo) * 0.1, 1.0);
     lo = std::max(lo - pad, -DBL_MAX), hi = std::min(hi + pad, DBL_MAX);
     if (!(hi > lo)) lo = std::nextafter(lo, -HUGE_VAL), hi = std::nextafter(hi, HUGE_VAL);
   };
@@ -105,16 +112,17 @@ inline std::string line_panel(double left, double top, double width, double heig
   o << "<rect x=\"" << pl << "\" y=\"" << pt << "\" width=\"" << pw << "\" height=\"" << ph
     << "\" fill=\"white\" stroke=\"#888\"/>\n";
   for (double t : svg::ticks(y0, y1)) {
-    o << "<line x1=\"" << pl << "\" x2=\"" << pl + pw << "\" y1=\"" << py(t) << "\" y2=\""
-      << py(t) << "\" stroke=\"#eee\"/>\n";
+    o << "<line x1=\"" << pl << "\" x2=\"" << pl + pw << "\" y1=\"" << py(t) << "\" y2=\"" << py(t)
+      << "\" stroke=\"#eee\"/>\n";
     o << svg::text(pl - 6, py(t) + 4, svg::format(t), 11, "end");
   }
   for (double t : svg::ticks(x0, x1))
     if (!integer_x || t == std::floor(t)) o << svg::text(px(t), pt + ph + 16, svg::format(t), 11);
   o << svg::text(pl + pw / 2, pt + ph + 34, xlabel, 12);
   if (not_finite > 0)
-    o << svg::text(pl + 6, pt + ph - 8, std::to_string(not_finite) + " non-finite value(s) not drawn",
-                   11, "start", "fill=\"#cf222e\"");
+    o << svg::text(pl + 6, pt + ph - 8,
+                   std::to_string(not_finite) + " non-finite value(s) not drawn", 11, "start",
+                   "fill=\"#cf222e\"");
   double legend_x = pl + pw - 110.0 * static_cast<double>(series.size());
   for (const Series& s : series) {
     std::size_t points = 0;
@@ -155,7 +163,8 @@ inline std::string digits_svg(const std::vector<std::vector<std::uint8_t>>& imag
   std::ostringstream o;
   for (int k = 0; k < n; ++k) {
     const int gx = (k % per_row) * cell_w + 15, gy = (k / per_row) * cell_h + 35;
-    const bool right = predictions[static_cast<std::size_t>(k)] == labels[static_cast<std::size_t>(k)];
+    const bool right =
+        predictions[static_cast<std::size_t>(k)] == labels[static_cast<std::size_t>(k)];
     o << svg::text(gx + cols * scale / 2.0, gy - 20,
                    "Ground Truth: " + std::to_string(labels[static_cast<std::size_t>(k)]), 13);
     o << svg::text(gx + cols * scale / 2.0, gy - 5,
@@ -164,9 +173,8 @@ inline std::string digits_svg(const std::vector<std::vector<std::uint8_t>>& imag
     for (int r = 0; r < rows; ++r)
       for (int c = 0; c < cols; ++c) {
         const int v = images[static_cast<std::size_t>(k)][static_cast<std::size_t>(r * cols + c)];
-        o << "<rect x=\"" << gx + c * scale << "\" y=\"" << gy + r * scale << "\" width=\""
-          << scale << "\" height=\"" << scale << "\" fill=\"rgb(" << v << ',' << v << ',' << v
-          << ")\"/>";
+        o << "<rect x=\"" << gx + c * scale << "\" y=\"" << gy + r * scale << "\" width=\"" << scale
+          << "\" height=\"" << scale << "\" fill=\"rgb(" << v << ',' << v << ',' << v << ")\"/>";
       }
     o << '\n';
   }
@@ -183,8 +191,9 @@ inline std::string confusion_svg(const std::vector<std::vector<std::int64_t>>& c
   std::ostringstream o;
   o << svg::text(left + n * cell / 2.0, 22, title, 14, "middle", "font-weight=\"bold\"");
   o << svg::text(left + n * cell / 2.0, top - 12, "predicted", 12);
-  o << svg::text(18, top + n * cell / 2.0, "true label", 12, "middle",
-                 ("transform=\"rotate(-90 18 " + std::to_string(top + n * cell / 2) + ")\"").c_str());
+  o << svg::text(
+      18, top + n * cell / 2.0, "true label", 12, "middle",
+      ("transform=\"rotate(-90 18 " + std::to_string(top + n * cell / 2) + ")\"").c_str());
   for (int i = 0; i < n; ++i) {
     o << svg::text(left + i * cell + cell / 2.0, top + n * cell + 16, std::to_string(i), 12);
     o << svg::text(left - 8, top + i * cell + cell / 2.0 + 4, std::to_string(i), 12, "end");
@@ -196,8 +205,9 @@ inline std::string confusion_svg(const std::vector<std::vector<std::int64_t>>& c
       o << "<rect x=\"" << left + j * cell << "\" y=\"" << top + i * cell << "\" width=\"" << cell
         << "\" height=\"" << cell << "\" fill=\"rgb(" << shade << ',' << shade << ",255)\" "
         << "stroke=\"white\"/>";
-      if (c) o << svg::text(left + j * cell + cell / 2.0, top + i * cell + cell / 2.0 + 4,
-                            std::to_string(c), 10, "middle", t > 0.6 ? "fill=\"white\"" : "");
+      if (c)
+        o << svg::text(left + j * cell + cell / 2.0, top + i * cell + cell / 2.0 + 4,
+                       std::to_string(c), 10, "middle", t > 0.6 ? "fill=\"white\"" : "");
     }
   }
   return svg_document(left + n * cell + 20, top + n * cell + 30, o.str());

@@ -35,18 +35,24 @@ inline int terminal_columns(int fd = STDERR_FILENO) {
 inline std::string clock_text(double seconds) {
   const long s = seconds > 0 && seconds < 1e7 ? static_cast<long>(seconds + 0.5) : 0;
   char t[32];
-  if (s >= 3600) std::snprintf(t, sizeof t, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-  else std::snprintf(t, sizeof t, "%ld:%02ld", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(t, sizeof t, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(t, sizeof t, "%ld:%02ld", s / 60, s % 60);
   return t;
 }
 
 // "5.2k" for 5213.
 inline std::string count_text(double v) {
   char t[32];
-  if (v >= 1e6) std::snprintf(t, sizeof t, "%.1fM", v / 1e6);
-  else if (v >= 1e4) std::snprintf(t, sizeof t, "%.0fk", v / 1e3);
-  else if (v >= 1e3) std::snprintf(t, sizeof t, "%.1fk", v / 1e3);
-  else std::snprintf(t, sizeof t, "%.0f", v);
+  if (v >= 1e6)
+    std::snprintf(t, sizeof t, "%.1fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(t, sizeof t, "%.0fk", v / 1e3);
+  else if (v >= 1e3)
+    std::snprintf(t, sizeof t, "%.1fk", v / 1e3);
+  else
+    std::snprintf(t, sizeof t, "%.0f", v);
   return t;
 }
 
@@ -107,7 +113,8 @@ class ProgressBar {
               std::string(static_cast<std::size_t>(bar - filled), '.') + "]";
     }
     line += tail;
-    if (static_cast<int>(line.size()) > columns) line.resize(static_cast<std::size_t>(std::max(columns, 0)));
+    if (static_cast<int>(line.size()) > columns)
+      line.resize(static_cast<std::size_t>(std::max(columns, 0)));
     std::fprintf(stderr, "\r%s\033[K", line.c_str());  // \033[K: erase the rest of the line
     std::fflush(stderr);
     drawn_ = true;

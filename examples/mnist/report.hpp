@@ -4,10 +4,9 @@
 // interrupted run, and the end of the run (pictures, what was written, how to continue).
 #pragma once
 
+#include <algorithm>
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
-
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -34,11 +33,14 @@ enum class Stop { none, max_steps, signal };
 /// True (after saying so) when the run has nothing to do; then it writes nothing.
 inline bool nothing_to_train(const Options& o, const Session& s, const World& world) {
   std::string why;
-  if (o.epochs == 0) why = "--epochs is 0";
-  else if (o.max_steps == 0) why = "--max-steps is 0";
+  if (o.epochs == 0)
+    why = "--epochs is 0";
+  else if (o.max_steps == 0)
+    why = "--max-steps is 0";
   else if (s.h.at.epoch >= o.epochs)
-    why = o.resume + " has finished " + std::to_string(s.h.at.epoch) + " epoch(s) and --epochs is " +
-          std::to_string(o.epochs) + "; a larger --epochs trains more";
+    why = o.resume + " has finished " + std::to_string(s.h.at.epoch) +
+          " epoch(s) and --epochs is " + std::to_string(o.epochs) +
+          "; a larger --epochs trains more";
   if (why.empty()) return false;
   if (world.root()) std::fprintf(stderr, "nothing to train: %s\n", why.c_str());
   return true;
@@ -98,7 +100,8 @@ inline void end_of_epoch(const Options& o, Session& s, World& world, Module<floa
   const std::vector<double> all = gathered_sums(world, at);
   if (!all_finite(model))  // MPI: the replicas are identical, so every rank throws or none
     throw std::runtime_error("the weights are no longer finite after epoch " +
-                             std::to_string(at.epoch) + ": try a smaller --lr; nothing was saved "
+                             std::to_string(at.epoch) +
+                             ": try a smaller --lr; nothing was saved "
                              "for this epoch");
   if (world.root()) {
     // distributed: rank 0 alone evaluates, with its own BatchNorm running statistics: the
@@ -107,13 +110,14 @@ inline void end_of_epoch(const Options& o, Session& s, World& world, Module<floa
     double loss = 0, acc = 0;
     for (std::size_t r = 0; r < all.size(); r += 2) loss += all[r], acc += all[r + 1];
     const double steps = static_cast<double>(batches) * world.size();
-    s.h.epochs.push_back({at.epoch, lr, loss / steps, acc / steps, te.loss, te.acc,
-                          te.acc_per_sample, at.seconds});
+    s.h.epochs.push_back(
+        {at.epoch, lr, loss / steps, acc / steps, te.loss, te.acc, te.acc_per_sample, at.seconds});
     print_epoch_line(s.h.epochs.back());
     write_csvs(o, s.h);
     if (!o.save.empty())
-      backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch + 1, backprop::default_generator(),
-                          s.metadata(o, world, Position{at.epoch + 1, 0, {}, 0}));
+      backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch + 1,
+                                    backprop::default_generator(),
+                                    s.metadata(o, world, Position{at.epoch + 1, 0, {}, 0}));
   }
   std::fill(at.rank_sums.begin(), at.rank_sums.end(), 0.0);
   at.seconds = 0;
@@ -152,7 +156,8 @@ inline std::vector<std::string> continue_command(const Options& o, const World& 
 inline std::string command_lines(const std::vector<std::string>& words, int columns) {
   std::string out, line = " ";
   for (const std::string& w : words) {
-    if (columns > 0 && line.size() > 4 && static_cast<int>(line.size() + 1 + w.size() + 2) > columns - 1)
+    if (columns > 0 && line.size() > 4 &&
+        static_cast<int>(line.size() + 1 + w.size() + 2) > columns - 1)
       out += line + " \\\n", line = "   ";
     line += " " + w;
   }
@@ -163,14 +168,14 @@ inline std::string command_lines(const std::vector<std::string>& words, int colu
 inline void save_stop_point(const Options& o, Session& s, World& world, Stop stop, Index batches) {
   Position at = s.h.at;
   if (!all_finite(*s.model))  // MPI: identical replicas, so every rank throws or none
-    throw std::runtime_error("the weights are no longer finite at epoch " + std::to_string(at.epoch) +
-                             ", step " + std::to_string(at.step) +
+    throw std::runtime_error("the weights are no longer finite at epoch " +
+                             std::to_string(at.epoch) + ", step " + std::to_string(at.step) +
                              ": try a smaller --lr; nothing was saved for these steps");
   at.rank_sums = gathered_sums(world, at);
   if (!world.root()) return;
   if (!o.save.empty())
-    backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch, backprop::default_generator(),
-                        s.metadata(o, world, at));
+    backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch,
+                                  backprop::default_generator(), s.metadata(o, world, at));
   std::fprintf(stderr, "%s at epoch %lld, step %lld of %lld\n",
                stop == Stop::signal ? "interrupted" : "stopped (--max-steps)",
                static_cast<long long>(at.epoch), static_cast<long long>(at.step),
@@ -179,15 +184,16 @@ inline void save_stop_point(const Options& o, Session& s, World& world, Stop sto
     std::fprintf(stderr, "no checkpoint was saved (--save none)\n");
   } else {
     std::fprintf(stderr, "saved %s; to continue from there:\n", o.save.c_str());
-    std::fprintf(stderr, "%s\n",
-                 command_lines(continue_command(o, world), known_terminal_columns(STDERR_FILENO)).c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        command_lines(continue_command(o, world), known_terminal_columns(STDERR_FILENO)).c_str());
   }
 }
 
 /// After training (rank 0): the files of the finished epochs, the pictures with the
 /// confusion matrix of the current model, and the list of what was written.
-inline int finish(const Options& o, Session& s, World& world, backprop::io::DataLoader<float>& test_loader,
-                  ProgressBar& bar, Stop stop) {
+inline int finish(const Options& o, Session& s, World& world,
+                  backprop::io::DataLoader<float>& test_loader, ProgressBar& bar, Stop stop) {
   if (!world.root()) return stop == Stop::signal ? 128 + stop_signal() : 0;
   if (o.preset == "deep-mlp") std::printf("time:%.5f\n", s.h.train_seconds);  // as reference 2
   std::fflush(stdout);

@@ -7,7 +7,6 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/mnist.hpp>
-
 #include <cctype>
 #include <csignal>
 #include <cstdint>
@@ -56,13 +55,15 @@ class World {
   virtual int rank() const { return 0; }
   virtual int size() const { return 1; }
   bool root() const { return rank() == 0; }
-  virtual int threads(const Options& o) const { return o.threads > 0 ? o.threads : default_threads(); }
+  virtual int threads(const Options& o) const {
+    return o.threads > 0 ? o.threads : default_threads();
+  }
   /// The model as trained: itself (MPI: wrapped in DistributedDataParallel).
   virtual Module<float>& parallel(Module<float>& model) { return model; }
   virtual std::unique_ptr<TrainLoader> train_loader(const backprop::io::MnistDataset<float>& train,
                                                     const Options& o) {
     return std::make_unique<TrainLoaderOf<backprop::io::DataLoader<float>>>(train, o.batch_size,
-                                                                           o.shuffle, o.seed);
+                                                                            o.shuffle, o.seed);
   }
   /// In place, the sum over ranks (MPI_Allreduce); alone, nothing to add.
   virtual void sum(double*, Index) {}
@@ -156,7 +157,8 @@ inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Ind
   std::unique_ptr<Module<float>> model;
   if (o.preset == "deep-mlp")
     model = std::make_unique<backprop::Sequential<float>>(deep_mlp<float>(in, classes, o.dropout));
-  else model = std::make_unique<Net<float>>(in, 300, 100, classes, o.dropout);
+  else
+    model = std::make_unique<Net<float>>(in, 300, 100, classes, o.dropout);
   model->set_input_requires_grad(false);  // the images need no gradient: skip dy * W in layer 1
   return model;
 }
@@ -192,7 +194,8 @@ struct Session {
     if (world.root() && o.epochs > h.at.epoch) {
       std::error_code ec;
       std::filesystem::create_directories(o.out, ec);
-      if (ec) throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
+      if (ec)
+        throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
     }
   }
   Session(const Session&) = delete;  // optimizer and schedule point into it
@@ -220,9 +223,9 @@ struct Session {
  private:
   // The test set must fit the model built for the training set; the model starts from
   // manual_seed(o.seed), as the reference programs' torch.manual_seed.
-  static std::unique_ptr<Module<float>> checked_model(const Options& o,
-                                                      const backprop::io::MnistDataset<float>& train,
-                                                      const backprop::io::MnistDataset<float>& test) {
+  static std::unique_ptr<Module<float>> checked_model(
+      const Options& o, const backprop::io::MnistDataset<float>& train,
+      const backprop::io::MnistDataset<float>& test) {
     if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
       throw std::runtime_error(test.images_path() + ": images are " + std::to_string(test.rows()) +
                                "x" + std::to_string(test.cols()) + ", the training images " +
@@ -241,11 +244,11 @@ struct Session {
     };
     const std::string batch = get("run.batch_size"), ranks = get("run.world_size");
     if (batch != std::to_string(o.batch_size) || ranks != std::to_string(world.size()))
-      throw std::runtime_error(o.resume + ": stopped inside epoch " + std::to_string(h.at.epoch) +
-                               " with --batch-size " + batch + " on " + ranks +
-                               " process(es); resume it with the same (this run: " +
-                               std::to_string(o.batch_size) + " on " +
-                               std::to_string(world.size()) + ")");
+      throw std::runtime_error(
+          o.resume + ": stopped inside epoch " + std::to_string(h.at.epoch) +
+          " with --batch-size " + batch + " on " + ranks +
+          " process(es); resume it with the same (this run: " + std::to_string(o.batch_size) +
+          " on " + std::to_string(world.size()) + ")");
     if (h.at.rank_sums.size() != 2 * static_cast<std::size_t>(world.size()))
       throw std::runtime_error(o.resume + ": metadata 'history.position' is malformed");
     for (std::size_t i = 0; i < h.at.rank_sums.size(); ++i)
@@ -260,7 +263,8 @@ struct PassResult {
 };
 
 inline PassResult evaluate(Module<float>& model, backprop::io::DataLoader<float>& loader,
-                           ProgressBar& bar, std::vector<std::vector<std::int64_t>>* confusion = nullptr) {
+                           ProgressBar& bar,
+                           std::vector<std::vector<std::int64_t>>* confusion = nullptr) {
   model.eval();
   backprop::CrossEntropyLoss<float> criterion;
   PassResult r;

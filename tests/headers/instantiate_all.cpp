@@ -7,27 +7,27 @@
 
 namespace backprop {
 
-#define BACKPROP_INSTANTIATE(T)                       \
-  template class Tensor<T>;                           \
-  template class Linear<T>;                           \
-  template class BatchNorm1d<T>;                      \
-  template class LayerNorm<T>;                        \
-  template class Dropout<T>;                          \
-  template class Sequential<T>;                       \
-  template class ReLU<T>;                             \
-  template class LeakyReLU<T>;                        \
-  template class Sigmoid<T>;                          \
-  template class Tanh<T>;                             \
-  template class GELU<T>;                             \
-  template class CrossEntropyLoss<T>;                 \
-  template class MSELoss<T>;                          \
-  template class L1Loss<T>;                           \
-  template class BCEWithLogitsLoss<T>;                \
-  template class SGD<T>;                              \
-  template class Adam<T>;                             \
-  template class AdamW<T>;                            \
-  template class StepLR<SGD<T>>;                      \
-  template class ExponentialLR<Adam<T>>;              \
+#define BACKPROP_INSTANTIATE(T)          \
+  template class Tensor<T>;              \
+  template class Linear<T>;              \
+  template class BatchNorm1d<T>;         \
+  template class LayerNorm<T>;           \
+  template class Dropout<T>;             \
+  template class Sequential<T>;          \
+  template class ReLU<T>;                \
+  template class LeakyReLU<T>;           \
+  template class Sigmoid<T>;             \
+  template class Tanh<T>;                \
+  template class GELU<T>;                \
+  template class CrossEntropyLoss<T>;    \
+  template class MSELoss<T>;             \
+  template class L1Loss<T>;              \
+  template class BCEWithLogitsLoss<T>;   \
+  template class SGD<T>;                 \
+  template class Adam<T>;                \
+  template class AdamW<T>;               \
+  template class StepLR<SGD<T>>;         \
+  template class ExponentialLR<Adam<T>>; \
   template class CosineAnnealingLR<AdamW<T>>;
 
 BACKPROP_INSTANTIATE(float)

@@ -11,7 +11,6 @@
 #include <backprop/io/idx.hpp>
 #include <backprop/io/mnist.hpp>
 #include <backprop/io/safetensors.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,7 +32,8 @@ void write_idx(const std::string& path, const backprop::io::IdxArray& a, Index n
   Index item = 1;
   for (std::size_t d = 0; d < a.shape.size(); ++d) {
     const auto v = static_cast<std::uint32_t>(d == 0 ? n : a.shape[d]);
-    const unsigned char be[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+    const unsigned char be[4] = {static_cast<unsigned char>(v >> 24),
+                                 static_cast<unsigned char>(v >> 16),
                                  static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
     out.write(reinterpret_cast<const char*>(be), 4);
     if (d > 0) item *= a.shape[d];
@@ -49,7 +49,8 @@ int subset(const std::string& src, const std::string& dst, Index n_train, Index 
       const std::string in = backprop::io::MnistDataset<float>::find_file(
           src, train, kind, std::strcmp(kind, "images") == 0 ? "idx3" : "idx1");
       const backprop::io::IdxArray a = backprop::io::read_idx(in);
-      if (n > a.shape[0]) throw std::runtime_error(in + ": fewer than " + std::to_string(n) + " items");
+      if (n > a.shape[0])
+        throw std::runtime_error(in + ": fewer than " + std::to_string(n) + " items");
       write_idx(dst + "/" + (train ? "train-" : "t10k-") + kind + "-" +
                     (std::strcmp(kind, "images") == 0 ? "idx3" : "idx1") + "-ubyte",
                 a, n);
@@ -121,8 +122,10 @@ int line_panel(int argc, char** argv) {
     s.x.push_back(i - 2);
     s.y.push_back(std::strtod(argv[i], nullptr));
   }
-  std::fputs(mnist::svg_document(450, 360, mnist::line_panel(0, 0, 450, 360, "test", "x", {s}, true)).c_str(),
-             stdout);
+  std::fputs(
+      mnist::svg_document(450, 360, mnist::line_panel(0, 0, 450, 360, "test", "x", {s}, true))
+          .c_str(),
+      stdout);
   return 0;
 }
 
@@ -131,12 +134,14 @@ int line_panel(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     const std::string cmd = argc > 1 ? argv[1] : "";
-    if (cmd == "subset" && argc == 6) return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
+    if (cmd == "subset" && argc == 6)
+      return subset(argv[2], argv[3], std::stol(argv[4]), std::stol(argv[5]));
     if (cmd == "same-tensors" && argc == 4) return same_tensors(argv[2], argv[3]);
     if (cmd == "train-f64" && argc == 5) return train_f64(argv[2], argv[3], std::stol(argv[4]));
     if (cmd == "line-panel") return line_panel(argc, argv);
-    std::fprintf(stderr, "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B | "
-                         "train-f64 INIT MNIST_DIR STEPS | line-panel Y...\n");
+    std::fprintf(stderr,
+                 "usage: mnist_testkit subset SRC DST N_TRAIN N_TEST | same-tensors A B | "
+                 "train-f64 INIT MNIST_DIR STEPS | line-panel Y...\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mnist_testkit: %s\n", e.what());
