@@ -7,7 +7,8 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Debian packages the build and tests need, and a file that proves each is there.
+# Debian packages the build and tests need, and a file that proves each is there (a path,
+# or a glob where the path holds a version, e.g. /usr/lib/llvm-*/lib/libomp.so).
 required_packages=(
   "cmake:/usr/bin/cmake"
   "g++:/usr/bin/g++"
@@ -24,7 +25,7 @@ required_packages=(
 ensure_packages() {
   local extra=("$@") missing=() entry
   for entry in "${required_packages[@]}" "${extra[@]}"; do
-    [ -e "${entry#*:}" ] || missing+=("${entry%%:*}")
+    compgen -G "${entry#*:}" >/dev/null || missing+=("${entry%%:*}")  # a path or a glob
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null ||

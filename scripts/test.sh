@@ -45,7 +45,7 @@ done
 extra_packages=()
 case $compiler in
   gcc) cxx=$(cxx_of gcc) ;;
-  clang) cxx=$(cxx_of clang); extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/include/omp.h") ;;
+  clang) cxx=$(cxx_of clang); extra_packages=("clang:/usr/bin/clang++" "libomp-dev:/usr/lib/llvm-*/lib/libomp.so") ;;
   *) die "--compiler takes gcc or clang, got '$compiler'" ;;
 esac
 if [ $fuzz = ON ]; then
