@@ -36,10 +36,7 @@ class BCEWithLogitsLoss : public Loss<T> {
   // x = input (logits), t = target, same shape; pw = pos_weight[i % C] (or 1).
   // Saves s = sigmoid(x) and t.
   const Tensor<T>& forward_tensor(const Tensor<T>& input, const Tensor<T>& target) override {
-    this->require(input.shape() == target.shape(), "forward", "input has shape ",
-                  detail::shape_str(input.shape()), " but target has shape ",
-                  detail::shape_str(target.shape()));
-    this->require(input.numel() > 0, "forward", "input is empty");
+    this->check_forward(input, target);
     const Index c = input.dim() == 0 ? 1 : input.size(-1);
     const Index k = pos_weight_.numel();
     this->require(k == 0 || k == 1 || k == c, "forward", "pos_weight has ", k,

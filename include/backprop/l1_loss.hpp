@@ -24,10 +24,7 @@ class L1Loss : public Loss<T> {
 
   // x = input, t = target, same shape. Saves sign(x - t) in {-1, 0, 1}.
   const Tensor<T>& forward_tensor(const Tensor<T>& input, const Tensor<T>& target) override {
-    this->require(input.shape() == target.shape(), "forward", "input has shape ",
-                  detail::shape_str(input.shape()), " but target has shape ",
-                  detail::shape_str(target.shape()));
-    this->require(input.numel() > 0, "forward", "input is empty");
+    this->check_forward(input, target);
     const Index n = input.numel();
     sign_.resize(input.shape());
     output_.resize(input.shape());  // |x - t| first, reduced below

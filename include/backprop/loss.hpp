@@ -85,6 +85,14 @@ class Loss {
     if (!cond) throw std::invalid_argument(detail::concat(name_, "::", method, ": ", what...));
   }
 
+  // forward's checks for a loss whose target has the input's shape: equal shapes, not empty.
+  void check_forward(const Tensor<T>& input, const Tensor<T>& target) const {
+    require(input.shape() == target.shape(), "forward", "input has shape ",
+            detail::shape_str(input.shape()), " but target has shape ",
+            detail::shape_str(target.shape()));
+    require(input.numel() > 0, "forward", "input is empty");
+  }
+
   // backward's checks: forward ran, and grad_output has the shape of forward's result.
   void check_backward(bool forward_ran, const Tensor<T>& grad_output,
                       const Tensor<T>& output) const {

@@ -21,10 +21,7 @@ class MSELoss : public Loss<T> {
 
   // x = input, t = target, same shape. Saves diff = x - t.
   const Tensor<T>& forward_tensor(const Tensor<T>& input, const Tensor<T>& target) override {
-    this->require(input.shape() == target.shape(), "forward", "input has shape ",
-                  detail::shape_str(input.shape()), " but target has shape ",
-                  detail::shape_str(target.shape()));
-    this->require(input.numel() > 0, "forward", "input is empty");
+    this->check_forward(input, target);
     diff_.resize(input.shape());
     diff_.vector() = input.vector() - target.vector();
     output_.resize(this->output_shape(input.shape()));
