@@ -16,15 +16,10 @@
 #include "test_helpers.hpp"
 
 using namespace backprop;
+using backprop_test::Scalar;
 namespace fx = backprop_fixtures;
 
 namespace {
-// One scalar parameter p with a gradient we set by hand before each step.
-struct Scalar {
-  Tensor<double> value{Tensor<double>::full({1}, 1.0)};
-  Tensor<double> grad{Tensor<double>::zeros({1})};
-  std::vector<Parameter<double>> params() { return {{"p", &value, &grad}}; }
-};
 
 template <typename T>
 Tensor<T> to_tensor(const fx::Array& a) {

@@ -2,6 +2,7 @@
 // Shared test helpers: tensor comparison that reports where and by how much it fails.
 #pragma once
 
+#include <backprop/module.hpp>
 #include <backprop/tensor.hpp>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -10,6 +11,13 @@
 #include <vector>
 
 namespace backprop_test {
+
+// One scalar parameter p (starting at 1) with a gradient the optimizer tests set by hand.
+struct Scalar {
+  backprop::Tensor<double> value{backprop::Tensor<double>::full({1}, 1.0)};
+  backprop::Tensor<double> grad{backprop::Tensor<double>::zeros({1})};
+  std::vector<backprop::Parameter<double>> params() { return {{"p", &value, &grad}}; }
+};
 
 // Passes when |actual - expected| <= atol + rtol * |expected| for every element. On failure
 // the message gives the first bad index, both values and the max abs/rel errors.

@@ -8,17 +8,11 @@
 #include <cmath>
 
 #include "fixtures/parity_optim.hpp"
+#include "test_helpers.hpp"
 
 using namespace backprop;
+using backprop_test::Scalar;
 namespace fx = backprop_fixtures;
-
-namespace {
-struct Scalar {
-  Tensor<double> value{Tensor<double>::full({1}, 1.0)};
-  Tensor<double> grad{Tensor<double>::zeros({1})};
-  std::vector<Parameter<double>> params() { return {{"p", &value, &grad}}; }
-};
-}  // namespace
 
 TEST_CASE("ExponentialLR: lr = base * gamma^epoch, step() moves one epoch", "[lr_scheduler]") {
   Scalar s;

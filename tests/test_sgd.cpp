@@ -5,16 +5,10 @@
 #include <backprop/sgd.hpp>
 #include <catch2/catch.hpp>
 
-using namespace backprop;
+#include "test_helpers.hpp"
 
-namespace {
-// One scalar parameter p with a gradient we set by hand before each step.
-struct Scalar {
-  Tensor<double> value{Tensor<double>::full({1}, 1.0)};
-  Tensor<double> grad{Tensor<double>::zeros({1})};
-  std::vector<Parameter<double>> params() { return {{"p", &value, &grad}}; }
-};
-}  // namespace
+using namespace backprop;
+using backprop_test::Scalar;
 
 TEST_CASE("SGD: plain step is p -= lr * g", "[sgd]") {
   Scalar s;
