@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// detail/gemm.hpp: the product through Eigen's kernel against a plain triple loop in long
+// double, for every operand layout, edge sizes (1, remainders of the kernel's panels,
+// several depth and column blocks), strided views, overwrite and accumulate.
+#include <backprop/detail/gemm.hpp>
+#include <backprop/random.hpp>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+using namespace backprop;
+
+namespace {
+
+struct Shape {
+  std::int64_t m, n, k;
+};
+
+// Fills an operand of `rows` x `cols` stored row- or column-major with `pad` unused
+// elements after each stored row or column (a strided view); the padding holds NaN, so a
+// read outside the view poisons the result.
+template <typename T>
+std::vector<T> make_operand(std::int64_t rows, std::int64_t cols, bool row_major, std::int64_t pad,
+                            Generator& gen, detail::Operand<T>& op) {
+  const std::int64_t outer = row_major ? rows : cols, inner = row_major ? cols : rows;
+  std::vector<T> v(static_cast<std::size_t>(outer * (inner + pad) + 1), T(NAN));
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t i = 0; i < inner; ++i)
+      v[std::size_t(o * (inner + pad) + i)] = static_cast<T>(gen.uniform() * 2 - 1);
+  op = {v.data(), inner + pad, row_major};
+  return v;
+}
+
+template <typename T>
+T at(const detail::Operand<T>& op, std::int64_t i, std::int64_t j) {
+  return op.row_major ? op.data[i * op.stride + j] : op.data[i + j * op.stride];
+}
+
+template <typename T>
+void check_shape(const Shape& s, bool a_rows, bool b_rows, bool accumulate, Generator& gen) {
+  detail::Operand<T> a{}, b{};
+  const std::vector<T> va = make_operand<T>(s.m, s.k, a_rows, 3, gen, a);
+  const std::vector<T> vb = make_operand<T>(s.k, s.n, b_rows, 5, gen, b);
+  const std::int64_t ldc = s.n + 2;
+  std::vector<T> c(static_cast<std::size_t>(s.m * ldc));
+  for (T& x : c) x = static_cast<T>(gen.uniform());
+  const std::vector<T> c0 = c;
+  if (accumulate)
+    detail::gemm_add<T>(s.m, s.n, s.k, a, b, c.data(), ldc);
+  else
+    detail::gemm<T>(s.m, s.n, s.k, a, b, c.data(), ldc);
+  // |error| <= k * eps * sum |a||b| (+ the same for the start value): the bound of any
+  // summation order, with a factor 4 to spare.
+  const double eps = std::numeric_limits<T>::epsilon();
+  for (std::int64_t i = 0; i < s.m; ++i)
+    for (std::int64_t j = 0; j < ldc; ++j) {
+      const std::size_t idx = std::size_t(i * ldc + j);
+      if (j >= s.n) {  // the padding of C is never written
+        REQUIRE(c[idx] == c0[idx]);
+        continue;
+      }
+      long double exact = accumulate ? c0[idx] : 0, scale = accumulate ? std::abs(c0[idx]) : 0;
+      for (std::int64_t p = 0; p < s.k; ++p) {
+        exact += static_cast<long double>(at(a, i, p)) * at(b, p, j);
+        scale += std::abs(static_cast<long double>(at(a, i, p)) * at(b, p, j));
+      }
+      const double err = std::abs(static_cast<double>(c[idx] - exact));
+      const double bound = 4 * double(s.k + 1) * eps * double(scale) + 1e-300;
+      if (!(err <= bound)) {
+        INFO("m " << s.m << " n " << s.n << " k " << s.k << " A " << (a_rows ? "row" : "col")
+                  << "-major, B " << (b_rows ? "row" : "col") << "-major, accumulate " << accumulate
+                  << ": C(" << i << ", " << j << ") = " << c[idx] << ", exact " << double(exact)
+                  << ", error " << err << " > bound " << bound);
+        REQUIRE(err <= bound);
+      }
+    }
+}
+
+template <typename T>
+void check_all_shapes() {
+  Generator gen(11);
+  const std::vector<Shape> shapes = {{1, 1, 1},      {1, 7, 3},       {5, 1, 9},    {3, 5, 7},
+                                     {64, 300, 100}, {64, 100, 300},  {99, 97, 65}, {13, 811, 17},
+                                     {300, 49, 64},  {257, 33, 1031}, {2, 3, 5000}, {70, 2, 40000}};
+  for (const Shape& s : shapes)
+    for (bool a_rows : {true, false})
+      for (bool b_rows : {true, false})
+        for (bool accumulate : {false, true}) check_shape<T>(s, a_rows, b_rows, accumulate, gen);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: matches a plain triple loop, float", "[gemm]") { check_all_shapes<float>(); }
+
+TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_shapes<double>(); }
+
+TEST_CASE("gemm: k = 0 writes zeros or leaves C, m = 0 or n = 0 touches nothing", "[gemm]") {
+  std::vector<float> c = {1, 2, 3, 4};
+  const detail::Operand<float> none{nullptr, 1, true};
+  detail::gemm_add<float>(2, 2, 0, none, none, c.data(), 2);
+  CHECK(c == std::vector<float>{1, 2, 3, 4});
+  detail::gemm<float>(2, 2, 0, none, none, c.data(), 2);
+  CHECK(c == std::vector<float>{0, 0, 0, 0});
+  detail::gemm<float>(0, 2, 3, none, none, nullptr, 2);
+  detail::gemm<float>(2, 0, 3, none, none, c.data(), 2);
+  CHECK(c == std::vector<float>{0, 0, 0, 0});
+}
