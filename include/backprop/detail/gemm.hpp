@@ -62,12 +62,10 @@ void gemm_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T
                  const Operand<T>& b, T* c, std::int64_t ldc) {
   GemmBuffers<T>& buffers = gemm_buffers<T>();
   buffers.prepare(m, n, k);
-  Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, LhsOrder, false, T, RhsOrder,
-                                                 false, Eigen::RowMajor, 1>::run(m, n, k, a.data,
-                                                                                 a.stride, b.data,
-                                                                                 b.stride, c, 1,
-                                                                                 ldc, T(1),
-                                                                                 buffers);
+  using Product =
+      Eigen::internal::general_matrix_matrix_product<Eigen::Index, T, LhsOrder, false, T, RhsOrder,
+                                                     false, Eigen::RowMajor, 1>;
+  Product::run(m, n, k, a.data, a.stride, b.data, b.stride, c, 1, ldc, T(1), buffers);
 }
 
 // C += A B: A is m x k, B is k x n, C is m x n row-major with row stride ldc.

@@ -196,7 +196,6 @@ struct LoadState : OptimizerStateVisitor<T> {
   std::unordered_set<std::string> claimed;
   std::vector<std::pair<std::vector<Tensor<T>>*, std::vector<Tensor<T>>>> tensor_lists;
   std::vector<std::pair<std::int64_t*, std::int64_t>> counters;
-  bool any_tensor = false;
   LoadState(const io::SafetensorsFile& f, const std::vector<Parameter<T>>& ps)
       : file(f), params(ps) {}
   void tensors(std::string_view name, std::vector<Tensor<T>>& per_parameter) override {
@@ -216,7 +215,6 @@ struct LoadState : OptimizerStateVisitor<T> {
     if (!loaded.empty() && !absent.empty())
       safetensors_fail(file.path, "tensor ", first_of(absent), " is missing: the file has ", name,
                        " tensors for only some parameters");
-    any_tensor = any_tensor || !loaded.empty();
     tensor_lists.emplace_back(&per_parameter, std::move(loaded));
   }
   void counter(std::string_view name, std::int64_t& value) override {
