@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// detail/gemm.hpp: the product (gemm_kernel.hpp's kernel, or Eigen's for deep products, two
-// long sides and builds without AVX2) against a plain triple loop in long double, for every
+// detail/gemm.hpp: the product (gemm_kernel.hpp's kernel, or Eigen's for depths <= 64 or > 2048
+// and builds without AVX2) against a plain triple loop in long double, for every
 // operand layout, edge sizes (1, every remainder of the kernels' row tiles and column panels,
 // several depth and column blocks), strided views, overwrite and accumulate.
 #include <backprop/detail/gemm.hpp>
@@ -86,11 +86,12 @@ void check_all_shapes() {
                                      {64, 300, 100}, {64, 100, 300},  {99, 97, 65}, {13, 811, 17},
                                      {300, 49, 64},  {257, 33, 1031}, {2, 3, 5000}, {70, 2, 40000}};
   // Every column count up to two AVX-512 panels and a bit (1 .. 2 * 64 + 3), each with
-  // another row remainder (m % 6) and depth; the limits of our kernel (depth 2048, short
-  // side 128), either side.
+  // another row remainder (m % 6) and depth, through our kernel (k > 64) and Eigen's; the
+  // depth limits of our kernel (64 and 2048), either side.
   std::vector<Shape> all = shapes;
-  for (std::int64_t n = 1; n <= 131; ++n) all.push_back({1 + n % 13, n, 1 + n % 5});
-  for (const Shape& s : {Shape{7, 20, 2048}, {7, 20, 2049}, {128, 200, 9}, {200, 129, 9}})
+  for (std::int64_t n = 1; n <= 131; ++n) all.push_back({1 + n % 13, n, 65 + n % 5 * (n % 2)});
+  for (std::int64_t n = 1; n <= 131; n += 7) all.push_back({1 + n % 7, n, 1 + n % 5});
+  for (const Shape& s : {Shape{7, 20, 64}, {7, 20, 65}, {7, 20, 2048}, {7, 20, 2049}})
     all.push_back(s);
   for (const Shape& s : all)
     for (bool a_rows : {true, false})

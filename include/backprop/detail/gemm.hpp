@@ -125,16 +125,18 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
 #endif
 }
 
-// Where gemm_kernel.hpp's kernel runs: a build for AVX2+FMA or AVX-512, float or double, a
-// product with a short side (a batch: min(m, n) <= 128) and a depth whose panel of B (k rows
-// of a few vectors) stays in the core's L2 cache. With both m and n large, Eigen packs
-// (m + n) k elements for 2 m n k flops, a small share, and its kernel ran dW += dy^T x 2-8%
-// faster than ours (bench_gemm, AMD EPYC Zen 5); deeper products need its blocking over k.
+// Where gemm_kernel.hpp's kernel runs: a build for AVX2+FMA or AVX-512, float or double, and
+// a depth 64 < k <= 2048. At k <= 64 (dW += dy^T x at a batch of 64) each tile of ours stores
+// its accumulators after a few FMAs, while Eigen's packing, (m + n) k elements, is cheap: its
+// kernel ran that product 2-8% faster (bench_gemm, AMD EPYC Zen 5). Beyond 2048 our panel of
+// B (k rows of a few vectors) outgrows the L2 cache, and Eigen blocks over k. The choice
+// depends on k alone, which Linear's split over threads never cuts: every block of a product
+// takes the same kernel, so results stay bitwise the same for any thread count.
 template <typename T>
-bool use_our_kernel(std::int64_t m, std::int64_t n, std::int64_t k) {
+bool use_our_kernel(std::int64_t k) {
   constexpr bool built =
       BACKPROP_GEMM_KERNEL && (std::is_same_v<T, float> || std::is_same_v<T, double>);
-  return built && std::min(m, n) <= 128 && k <= 2048;
+  return built && k > 64 && k <= 2048;
 }
 
 // C += A B: A is m x k, B is k x n, C is m x n row-major with row stride ldc.
@@ -142,7 +144,7 @@ template <typename T>
 void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
               const Operand<T>& b, T* c, std::int64_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
-  if (use_our_kernel<T>(m, n, k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, true);
+  if (use_our_kernel<T>(k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, true);
   constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
   if (a.row_major && b.row_major)
     gemm_eigen<T, R, R>(m, n, k, a, b, c, ldc);
@@ -159,7 +161,7 @@ template <typename T>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a, const Operand<T>& b,
           T* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
-  if (k > 0 && use_our_kernel<T>(m, n, k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, false);
+  if (k > 0 && use_our_kernel<T>(k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, false);
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = T(0);
   gemm_add(m, n, k, a, b, c, ldc);

@@ -38,8 +38,9 @@ struct Strided {
   std::int64_t rs, cs;
 };
 
-// The instruction set's vectors. Each set has its own inline namespace, so that translation
-// units built for different -march flags do not share (ODR-violating) definitions.
+// The instruction set's vectors. Each set's kernel has its own inline namespace, so that the
+// AVX2 and AVX-512 kernels never share a name. (Still build all translation units of a
+// program with one -march: Eigen's templates and our callers differ between instruction sets.)
 #if defined(__AVX512F__)
 inline namespace avx512 {
 template <typename T>
