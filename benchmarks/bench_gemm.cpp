@@ -79,7 +79,9 @@ int main(int argc, char** argv) {
   const bench::Peak peak = bench::measure_peak();
   std::printf("CPU: %s; %s; FMA peak %.1f GFLOP/s per core (%s)\n", bench::cpu_model().c_str(),
               bench::compiler().c_str(), peak.per_core, bench::fma_isa());
-  std::printf("detail::gemm uses: %s\n", BACKPROP_GEMM_KERNEL ? "gemm_kernel.hpp" : "Eigen");
+  std::printf("detail::gemm: %s\n", BACKPROP_GEMM_KERNEL
+                                        ? "gemm_kernel.hpp for depths 64 < k <= 2048, else Eigen's"
+                                        : "Eigen's kernel (this build has no AVX2+FMA)");
   std::printf("batch %lld, median of %d rounds, us per call (%% of peak)\n\n",
               static_cast<long long>(batch), rounds);
   std::printf("| layer | product | detail::gemm | Eigen | Eigen / gemm |\n|---|---|---|---|---|\n");

@@ -20,13 +20,14 @@ struct Shape {
 };
 
 // Fills an operand of `rows` x `cols` stored row- or column-major with `pad` unused
-// elements after each stored row or column (a strided view); the padding holds NaN, so a
-// read outside the view poisons the result.
+// elements after each stored row or column but the last (a strided view). The padding holds
+// NaN, so a read of it that reaches a stored result poisons that result; the last row or
+// column ends the allocation, so a vector read past it is out of bounds (AddressSanitizer).
 template <typename T>
 std::vector<T> make_operand(std::int64_t rows, std::int64_t cols, bool row_major, std::int64_t pad,
                             Generator& gen, detail::Operand<T>& op) {
   const std::int64_t outer = row_major ? rows : cols, inner = row_major ? cols : rows;
-  std::vector<T> v(static_cast<std::size_t>(outer * (inner + pad) + 1), T(NAN));
+  std::vector<T> v(static_cast<std::size_t>(outer * (inner + pad) - pad), T(NAN));
   for (std::int64_t o = 0; o < outer; ++o)
     for (std::int64_t i = 0; i < inner; ++i)
       v[std::size_t(o * (inner + pad) + i)] = static_cast<T>(gen.uniform() * 2 - 1);
@@ -91,7 +92,15 @@ void check_all_shapes() {
   std::vector<Shape> all = shapes;
   for (std::int64_t n = 1; n <= 131; ++n) all.push_back({1 + n % 13, n, 65 + n % 5 * (n % 2)});
   for (std::int64_t n = 1; n <= 131; n += 7) all.push_back({1 + n % 7, n, 1 + n % 5});
-  for (const Shape& s : {Shape{7, 20, 64}, {7, 20, 65}, {7, 20, 2048}, {7, 20, 2049}})
+  // Rows in whole AVX-512 vectors (C stored transposed: whole-vector and 2-vector tails).
+  for (const Shape& s : {Shape{7, 20, 64},
+                         {7, 20, 65},
+                         {7, 20, 2048},
+                         {7, 20, 2049},
+                         {16, 70, 100},
+                         {20, 33, 80},
+                         {32, 9, 70},
+                         {48, 130, 66}})
     all.push_back(s);
   for (const Shape& s : all)
     for (bool a_rows : {true, false})
@@ -104,6 +113,52 @@ void check_all_shapes() {
 TEST_CASE("gemm: matches a plain triple loop, float", "[gemm]") { check_all_shapes<float>(); }
 
 TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_shapes<double>(); }
+
+#if BACKPROP_GEMM_KERNEL
+// Our kernel sums each element of C over k in order whatever the tiling, so a block of a
+// product (Linear cuts y and dx into column blocks, dW into row blocks) equals the same part
+// of the whole, bit for bit. (Eigen's kernel does not promise this: column and row remainders
+// take other code paths there. Linear stays bitwise the same for any thread count either way,
+// because its blocks do not depend on the thread count.)
+TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the whole, bit for bit",
+          "[gemm]") {
+  Generator gen(5);
+  for (const Shape& s : {Shape{64, 300, 784}, {64, 100, 300}, {300, 784, 65}, {37, 130, 2048}})
+    for (bool a_rows : {true, false})
+      for (bool b_rows : {true, false})
+        for (bool accumulate : {false, true}) {
+          detail::Operand<float> a{}, b{};
+          const std::vector<float> va = make_operand<float>(s.m, s.k, a_rows, 1, gen, a);
+          const std::vector<float> vb = make_operand<float>(s.k, s.n, b_rows, 2, gen, b);
+          std::vector<float> start(static_cast<std::size_t>(s.m * s.n));
+          for (float& x : start) x = static_cast<float>(gen.uniform());
+          const auto product = [&](std::int64_t i0, std::int64_t m, std::int64_t j0, std::int64_t n,
+                                   std::vector<float>& c) {
+            // A's rows i0.., B's columns j0.., C's block (i0, j0)
+            const detail::Operand<float> ai{a.data + (a_rows ? i0 * a.stride : i0), a.stride,
+                                            a.row_major};
+            const detail::Operand<float> bj{b.data + (b_rows ? j0 : j0 * b.stride), b.stride,
+                                            b.row_major};
+            float* cij = c.data() + i0 * s.n + j0;
+            if (accumulate)
+              detail::gemm_add<float>(m, n, s.k, ai, bj, cij, s.n);
+            else
+              detail::gemm<float>(m, n, s.k, ai, bj, cij, s.n);
+          };
+          std::vector<float> whole = start, by_rows = start, by_columns = start;
+          product(0, s.m, 0, s.n, whole);
+          const std::int64_t i1 = s.m / 3, j1 = s.n / 3;  // uneven cuts, as a thread split
+          product(0, i1, 0, s.n, by_rows);
+          product(i1, s.m - i1, 0, s.n, by_rows);
+          product(0, s.m, 0, j1, by_columns);
+          product(0, s.m, j1, s.n - j1, by_columns);
+          INFO("m " << s.m << " n " << s.n << " k " << s.k << " A row-major " << a_rows
+                    << ", B row-major " << b_rows << ", accumulate " << accumulate);
+          CHECK(by_rows == whole);
+          CHECK(by_columns == whole);
+        }
+}
+#endif
 
 TEST_CASE("gemm: k = 0 writes zeros or leaves C, m = 0 or n = 0 touches nothing", "[gemm]") {
   std::vector<float> c = {1, 2, 3, 4};

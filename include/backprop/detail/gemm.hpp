@@ -74,14 +74,24 @@ void gemm_eigen(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>
   Product::run(m, n, k, a.data, a.stride, b.data, b.stride, c, 1, ldc, T(1), buffers);
 }
 
-// The product through gemm_kernel.hpp's kernel, which reads B's rows in place: when B is
-// column-major but A is too, the transposed product C^T = B^T A^T has its row-major operand
+#if BACKPROP_GEMM_KERNEL
+// Where gemm_kernel.hpp's kernel runs (in builds for AVX2+FMA or AVX-512): float or double and
+// a depth kKernelMinDepth < k <= kKernelMaxDepth. At k <= 64 (dW += dy^T x at a batch of 64)
+// each tile of ours stores its accumulators after a few FMAs, while Eigen's packing,
+// (m + n) k elements, is cheap. Beyond 2048 our panel of B (k rows of a few vectors) outgrows
+// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which Linear's split
+// of a product into blocks never cuts: every block takes the same kernel as the whole would.
+inline constexpr std::int64_t kKernelMinDepth = 64, kKernelMaxDepth = 2048;
+template <typename T>
+inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T, double>;
+
+// The product through gemm_kernel.hpp's kernel, which reads B's rows in place. When A and B
+// are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
 // in B's place; when A is row-major and B column-major, the smaller of A^T and B is copied
 // row-major first (at a batch of 64, A^T: the batch, not the weights).
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
                     const Operand<T>& b, T* c, std::int64_t ldc, bool accumulate) {
-#if BACKPROP_GEMM_KERNEL
   const auto strided = [](const Operand<T>& o) {
     return o.row_major ? Strided<const T>{o.data, o.stride, 1}
                        : Strided<const T>{o.data, 1, o.stride};
@@ -120,31 +130,20 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
         pack(k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; });
     gemm_direct<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
   }
-#else
-  (void)m, (void)n, (void)k, (void)a, (void)b, (void)c, (void)ldc, (void)accumulate;
-#endif
 }
+#endif  // BACKPROP_GEMM_KERNEL
 
-// Where gemm_kernel.hpp's kernel runs: a build for AVX2+FMA or AVX-512, float or double, and
-// a depth 64 < k <= 2048. At k <= 64 (dW += dy^T x at a batch of 64) each tile of ours stores
-// its accumulators after a few FMAs, while Eigen's packing, (m + n) k elements, is cheap: its
-// kernel ran that product 2-8% faster (bench_gemm, AMD EPYC Zen 5). Beyond 2048 our panel of
-// B (k rows of a few vectors) outgrows the L2 cache, and Eigen blocks over k. The choice
-// depends on k alone, which Linear's split over threads never cuts: every block of a product
-// takes the same kernel, so results stay bitwise the same for any thread count.
-template <typename T>
-bool use_our_kernel(std::int64_t k) {
-  constexpr bool built =
-      BACKPROP_GEMM_KERNEL && (std::is_same_v<T, float> || std::is_same_v<T, double>);
-  return built && k > 64 && k <= 2048;
-}
-
-// C += A B: A is m x k, B is k x n, C is m x n row-major with row stride ldc.
+// C += A B: A is m x k, B is k x n, C is m x n row-major with row stride ldc; C must not
+// overlap A or B.
 template <typename T>
 void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
               const Operand<T>& b, T* c, std::int64_t ldc) {
   if (m == 0 || n == 0 || k == 0) return;
-  if (use_our_kernel<T>(k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, true);
+#if BACKPROP_GEMM_KERNEL
+  if constexpr (kKernelType<T>)
+    if (k > kKernelMinDepth && k <= kKernelMaxDepth)
+      return gemm_by_kernel(m, n, k, a, b, c, ldc, true);
+#endif
   constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
   if (a.row_major && b.row_major)
     gemm_eigen<T, R, R>(m, n, k, a, b, c, ldc);
@@ -161,7 +160,11 @@ template <typename T>
 void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a, const Operand<T>& b,
           T* c, std::int64_t ldc) {
   if (m == 0 || n == 0) return;
-  if (k > 0 && use_our_kernel<T>(k)) return gemm_by_kernel(m, n, k, a, b, c, ldc, false);
+#if BACKPROP_GEMM_KERNEL
+  if constexpr (kKernelType<T>)
+    if (k > kKernelMinDepth && k <= kKernelMaxDepth)
+      return gemm_by_kernel(m, n, k, a, b, c, ldc, false);
+#endif
   for (std::int64_t i = 0; i < m; ++i)
     for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = T(0);
   gemm_add(m, n, k, a, b, c, ldc);

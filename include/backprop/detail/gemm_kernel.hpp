@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // backprop: a GEMM kernel of our own for AVX2+FMA and AVX-512, for the products of a Linear
-// layer at training batch sizes. gemm.hpp chooses it, or Eigen's kernel where it is not built.
+// layer at training batch sizes. gemm.hpp chooses it or Eigen's kernel (builds without AVX2,
+// depths k <= 64 or k > 2048).
 //
 // Why: Eigen's kernel packs both operands into panels on every call. At a batch of 64 the
 // weight matrix W is the big operand, and packing it (one read and one write of every weight
@@ -12,8 +13,8 @@
 //     b[v] = B[kk, j + v*W .. j + v*W + W)        NV vector loads (W lanes each)
 //     for r < MR:  acc[r][v] += A[i + r, kk] * b[v]   one broadcast, NV FMAs
 //   C[i .. i+MR, j .. j+NV*W) (+)= acc
-// Each element of C is summed over kk in order 0..k-1 whatever the tiling, so any split of C
-// across threads gives bitwise the same result.
+// Each element of C is one chain of FMAs over kk = 0..k-1 whatever the tiling, so a block of
+// C computed alone equals the same part of the whole product, bit for bit.
 #pragma once
 
 #include <algorithm>
@@ -100,7 +101,8 @@ constexpr int kMR = 6, kNV = 2;
 #endif
 
 // One tile: C[0..R, 0..NV*W) (+)= A[0..R, 0..k) B[0..k, 0..NV*W), of which the first `cols`
-// columns are stored. B's rows hold NV*W readable elements each (its tail is padded).
+// columns are stored. Each of B's rows has NV*W readable elements (gemm_direct pads the last
+// panel's rows where they are shorter).
 template <typename T, int R, int NV>
 inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std::int64_t ldb,
                       const Strided<T>& c, std::int64_t cols, bool accumulate) {
@@ -110,10 +112,11 @@ inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std
   V acc[R][NV];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-  const T* ak = a.data;
-  for (std::int64_t kk = 0; kk < k; ++kk, b += ldb, ak += a.cs) {
+  for (std::int64_t kk = 0; kk < k; ++kk) {
+    const T* bk = b + kk * ldb;        // B's row kk
+    const T* ak = a.data + kk * a.cs;  // A's column kk
     V bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * W);
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(bk + v * W);
     for (int r = 0; r < R; ++r) {
       const V ar = S::broadcast(ak[r * a.rs]);
       for (int v = 0; v < NV; ++v) acc[r][v] = S::fma(ar, bv[v], acc[r][v]);
@@ -158,8 +161,9 @@ inline void gemm_panel(std::int64_t m, std::int64_t k, const Strided<const T>& a
   for (; i + kMR <= m; i += kMR)
     gemm_tile<T, kMR, NV>(k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb,
                           {c.data + i * c.rs, c.rs, c.cs}, cols, accumulate);
-  gemm_last_rows<T, NV>(m - i, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb,
-                        {c.data + i * c.rs, c.rs, c.cs}, cols, accumulate);
+  if (i < m)
+    gemm_last_rows<T, NV>(m - i, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb,
+                          {c.data + i * c.rs, c.rs, c.cs}, cols, accumulate);
 }
 
 // The last panel, narrower than a full one: `vectors` (1..kNV) vectors, the last maybe partial.
