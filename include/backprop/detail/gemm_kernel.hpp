@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -109,13 +110,14 @@ inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int W = S::W;
-  V acc[R][NV];
+  constexpr std::size_t rows = R, vectors = NV, lanes_n = NV * W;  // array bounds
+  V acc[rows][vectors];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
   for (std::int64_t kk = 0; kk < k; ++kk) {
     const T* bk = b + kk * ldb;        // B's row kk
     const T* ak = a.data + kk * a.cs;  // A's column kk
-    V bv[NV];
+    V bv[vectors];
     for (int v = 0; v < NV; ++v) bv[v] = S::load(bk + v * W);
     for (int r = 0; r < R; ++r) {
       const V ar = S::broadcast(ak[r * a.rs]);
@@ -130,7 +132,7 @@ inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std
       }
     return;
   }
-  alignas(64) T lanes[NV * W];  // a transposed or partial tile: element by element
+  alignas(64) T lanes[lanes_n];  // a transposed or partial tile: element by element
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < NV; ++v) S::store(lanes + v * W, acc[r][v]);
     T* row = c.data + r * c.rs;
