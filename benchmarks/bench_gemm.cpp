@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // bench_gemm: Linear's three products at the reference models' shapes, through detail::gemm
-// (gemm_kernel.hpp's kernel where gemm.hpp's use_our_kernel picks it, else Eigen's) and
+// (gemm_kernel.hpp's kernel for depths 64 < k <= 2048 in AVX2/AVX-512 builds, else Eigen's) and
 // through Eigen's kernel alone (detail::gemm_eigen), in the same process, alternating, one
 // thread.
 //   cmake --build build-bench --target bench_gemm
@@ -30,19 +30,9 @@ struct Layer {
 template <typename A, typename B>
 std::pair<double, double> time_pair(int rounds, A&& a, B&& b) {
   std::vector<double> ta, tb;
-  const auto once = [](auto&& f) {
-    int reps = 0;
-    const double t0 = bench::thread_cpu();
-    double dt = 0;
-    do {
-      f();
-      ++reps;
-    } while ((dt = bench::thread_cpu() - t0) < 0.02);
-    return dt / reps * 1e6;
-  };
   for (int r = 0; r < rounds; ++r) {
-    ta.push_back(once(a));
-    tb.push_back(once(b));
+    ta.push_back(bench::mean_call_us(a, 0.02, bench::thread_cpu));
+    tb.push_back(bench::mean_call_us(b, 0.02, bench::thread_cpu));
   }
   return {bench::stats(ta).median, bench::stats(tb).median};
 }

@@ -410,16 +410,7 @@ Split split_step(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criterion,
                   dy = Tensor<float>::full({n, out}, 0.25f), dw({out, in}), dx({n, in});
     const auto time_us = [](auto&& f) {
       std::vector<double> v;
-      for (int r = 0; r < 5; ++r) {
-        int reps = 0;
-        const double t0 = bench::process_cpu();
-        double dt = 0;
-        do {
-          f();
-          ++reps;
-        } while ((dt = bench::process_cpu() - t0) < 0.01);
-        v.push_back(dt / reps * 1e6);
-      }
+      for (int r = 0; r < 5; ++r) v.push_back(bench::mean_call_us(f, 0.01, bench::process_cpu));
       return bench::stats(v).median;
     };
     // Linear's three products, whole, on one thread (as linear.hpp calls them).

@@ -47,6 +47,20 @@ inline Stats stats(std::vector<double> v) {
   return s;
 }
 
+/// The mean time of one call of f in microseconds, by `clock`: f is called until `min_seconds`
+/// of that clock have passed.
+template <typename F>
+double mean_call_us(F&& f, double min_seconds, double (*clock)()) {
+  int reps = 0;
+  const double t0 = clock();
+  double dt = 0;
+  do {
+    f();
+    ++reps;
+  } while ((dt = clock() - t0) < min_seconds);
+  return dt / reps * 1e6;
+}
+
 /// Peak resident memory of this process so far (getrusage ru_maxrss), in MiB.
 inline double max_rss_mib() {
   rusage u{};

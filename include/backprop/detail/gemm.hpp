@@ -5,7 +5,6 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -108,26 +107,15 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
                    accumulate);
     return;
   }
-  constexpr int W = Simd<T>::W;
   thread_local std::vector<T> packed;  // row-major, rows padded with zeros to whole vectors
-  const auto pack = [&](std::int64_t rows, std::int64_t cols, const auto& at) {
-    const std::int64_t ld = (cols + W - 1) / W * W;
-    packed.resize(static_cast<std::size_t>(rows * ld));
-    for (std::int64_t i = 0; i < rows; ++i) {
-      T* row = packed.data() + i * ld;
-      for (std::int64_t j = 0; j < cols; ++j) row[j] = at(i, j);
-      std::fill(row + cols, row + ld, T(0));
-    }
-    return ld;
-  };
-  if (m <= n) {  // A^T (k x m) packed; C^T = B^T A^T
-    const std::int64_t ld =
-        pack(k, m, [&](std::int64_t i, std::int64_t j) { return a.data[j * a.stride + i]; });
+  if (m <= n) {                        // A^T (k x m) packed; C^T = B^T A^T
+    const std::int64_t ld = copy_padded(
+        k, m, [&](std::int64_t i, std::int64_t j) { return a.data[j * a.stride + i]; }, packed);
     gemm_direct<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
                    accumulate);
   } else {  // B (k x n) packed
-    const std::int64_t ld =
-        pack(k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; });
+    const std::int64_t ld = copy_padded(
+        k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; }, packed);
     gemm_direct<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
   }
 }

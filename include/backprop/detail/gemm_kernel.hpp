@@ -179,6 +179,22 @@ inline void gemm_narrow_panel(int vectors, std::int64_t m, std::int64_t k,
   gemm_panel<T, NV>(m, k, a, b, ldb, c, cols, accumulate);
 }
 
+// Copies `rows` x `cols` elements at(i, j) into `out`, row-major, each row padded with zeros
+// to whole vectors; returns the row stride. `out` keeps its capacity from call to call.
+template <typename T, typename At>
+inline std::int64_t copy_padded(std::int64_t rows, std::int64_t cols, const At& at,
+                                std::vector<T>& out) {
+  constexpr int W = Simd<T>::W;
+  const std::int64_t ld = (cols + W - 1) / W * W;
+  out.resize(static_cast<std::size_t>(rows * ld));
+  for (std::int64_t i = 0; i < rows; ++i) {
+    T* row = out.data() + i * ld;
+    for (std::int64_t j = 0; j < cols; ++j) row[j] = at(i, j);
+    std::fill(row + cols, row + ld, T(0));
+  }
+  return ld;
+}
+
 // C (m x n) (+)= A (m x k) B (k x n); B's rows are contiguous (row stride ldb), A and C may
 // have any strides. With b_padded, each row of B may be read up to n rounded up to whole
 // vectors (what the padding holds reaches only columns that are not stored); otherwise a
@@ -195,12 +211,9 @@ inline void gemm_direct(std::int64_t m, std::int64_t n, std::int64_t k, const St
   std::int64_t tail_ld = ldb;
   thread_local std::vector<T> padded;
   if (tail > 0 && tail % W != 0 && !b_padded) {
-    const std::int64_t width = (tail + W - 1) / W * W;
-    padded.assign(static_cast<std::size_t>(k * width), T(0));
-    for (std::int64_t kk = 0; kk < k; ++kk)
-      std::copy_n(b + kk * ldb + full, tail, padded.data() + kk * width);
+    tail_ld = copy_padded(
+        k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * ldb + j]; }, padded);
     tail_b = padded.data();
-    tail_ld = width;
   }
   for (std::int64_t j = 0; j < full; j += P)
     gemm_panel<T, kNV>(m, k, a, b + j, ldb, {c.data + j * c.cs, c.rs, c.cs}, P, accumulate);
