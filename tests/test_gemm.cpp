@@ -3,7 +3,9 @@
 // and builds without AVX2) against a plain triple loop in long double, for every
 // operand layout, edge sizes (1, every remainder of the kernels' row tiles and column panels,
 // several depth and column blocks), strided views, overwrite and accumulate.
+#include <algorithm>
 #include <backprop/detail/gemm.hpp>
+#include <backprop/parallel.hpp>
 #include <backprop/random.hpp>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -159,6 +161,64 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
         }
 }
 #endif
+
+// Products of kParallelMinFlops and more are cut into tiles that the pool's threads share:
+// through our kernel (2-D tiles, partial ones at both edges) and through Eigen's (k <= 64 or
+// k > 2048, or any k in builds without AVX2). The result is bitwise the same for any thread
+// count, and within the error bound of a plain loop.
+TEST_CASE("gemm: large products, cut into tiles, are the same for 1, 2, 3, 4 and 8 threads",
+          "[gemm][parallel]") {
+  struct OneThreadAfter {
+    ~OneThreadAfter() { set_num_threads(1); }
+  } restore;
+  Generator gen(17);
+  const std::vector<Shape> shapes = {{600, 784, 64}, {61, 1000, 700}, {300, 70, 2500}};
+  for (const Shape& s : shapes) {
+    REQUIRE(2.0 * double(s.m * s.n * s.k) >= detail::kParallelMinFlops);
+    for (int layout = 0; layout < 4; ++layout) {
+      const bool a_rows = layout & 1, b_rows = layout & 2, accumulate = layout == 1 || layout == 2;
+      detail::Operand<float> a{}, b{};
+      const std::vector<float> va = make_operand<float>(s.m, s.k, a_rows, 1, gen, a);
+      const std::vector<float> vb = make_operand<float>(s.k, s.n, b_rows, 2, gen, b);
+      std::vector<float> start(static_cast<std::size_t>(s.m * s.n));
+      for (float& x : start) x = static_cast<float>(gen.uniform());
+      std::vector<float> one;
+      for (int threads : {1, 2, 3, 4, 8}) {
+        set_num_threads(threads);
+        std::vector<float> c = start;
+        if (accumulate)
+          detail::gemm_add<float>(s.m, s.n, s.k, a, b, c.data(), s.n);
+        else
+          detail::gemm<float>(s.m, s.n, s.k, a, b, c.data(), s.n);
+        INFO("m " << s.m << " n " << s.n << " k " << s.k << " A row-major " << a_rows
+                  << ", B row-major " << b_rows << ", accumulate " << accumulate << ", " << threads
+                  << " threads");
+        if (threads == 1) {
+          one = c;
+          continue;
+        }
+        REQUIRE(c == one);
+      }
+      // The bound of check_shape, against a sum in double (its own error is far below it).
+      const double eps = std::numeric_limits<float>::epsilon();
+      double worst = 0;  // largest error / bound
+      for (std::int64_t i = 0; i < s.m; ++i)
+        for (std::int64_t j = 0; j < s.n; ++j) {
+          const std::size_t idx = std::size_t(i * s.n + j);
+          double exact = accumulate ? start[idx] : 0, scale = accumulate ? std::abs(start[idx]) : 0;
+          for (std::int64_t p = 0; p < s.k; ++p) {
+            const double t = double(at(a, i, p)) * double(at(b, p, j));
+            exact += t;
+            scale += std::abs(t);
+          }
+          const double bound = 4 * double(s.k + 1) * eps * scale + 1e-300;
+          worst = std::max(worst, std::abs(double(one[idx]) - exact) / bound);
+        }
+      INFO("m " << s.m << " n " << s.n << " k " << s.k << " layout " << layout);
+      CHECK(worst <= 1);
+    }
+  }
+}
 
 TEST_CASE("gemm: k = 0 writes zeros or leaves C, m = 0 or n = 0 touches nothing", "[gemm]") {
   std::vector<float> c = {1, 2, 3, 4};

@@ -44,15 +44,11 @@ class Linear : public Module<T> {
     input_.resize(x.shape());
     input_.vector() = x.vector();
     output_.resize({x.size(0), out_features_});
-    // y[:, j:j+n] = x W[j:j+n, :]^T, one block of output features per call; the blocks run
-    // on set_num_threads() threads (parallel.hpp). W's rows j..j+n, read column-major, are
-    // that block of W^T. The products read the saved copy: x may be this layer's own output.
+    // y = x W^T; W read column-major is W^T. Large products run on set_num_threads()
+    // threads (detail/gemm.hpp). They read the saved copy: x may be this layer's own output.
     const Index batch = x.size(0), in = in_features_, out = out_features_;
-    const T* w = weight.data();
-    T* y = output_.data();
-    detail::parallel_blocks(out, flops(batch), [&](Index j, Index n) {
-      detail::gemm<T>(batch, n, in, {input_.data(), in, true}, {w + j * in, in, false}, y + j, out);
-    });
+    detail::gemm<T>(batch, out, in, {input_.data(), in, true}, {weight.data(), in, false},
+                    output_.data(), out);
     if (has_bias_) output_.matrix().rowwise() += bias.vector().transpose();
     return output_;
   }
@@ -66,24 +62,18 @@ class Linear : public Module<T> {
     detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Linear::backward");
     const Index batch = input_.size(0), in = in_features_, out = out_features_;
     const T* dy = grad_output.data();
-    const T* x = input_.data();
-    const T* w = weight.data();
-    // dW[j:j+n, :] += dy[:, j:j+n]^T x; that block of dy, read column-major, is its transpose.
-    T* dw = grad_weight.data();
-    detail::parallel_blocks(out, flops(batch), [&](Index j, Index n) {
-      detail::gemm_add<T>(n, in, batch, {dy + j, out, false}, {x, in, true}, dw + j * in, in);
-    });
+    // dW += dy^T x; dy read column-major is dy^T.
+    detail::gemm_add<T>(out, in, batch, {dy, out, false}, {input_.data(), in, true},
+                        grad_weight.data(), in);
     if (has_bias_) grad_bias.vector() += grad_output.matrix().colwise().sum().transpose();
     if (!this->input_requires_grad()) {  // first layer: dL/dx is never read
       grad_input_.resize({0});
       return grad_input_;
     }
-    // dx[:, i:i+n] = dy W[:, i:i+n]
+    // dx = dy W
     grad_input_.resize(input_.shape());
-    T* dx = grad_input_.data();
-    detail::parallel_blocks(in, flops(batch), [&](Index i, Index n) {
-      detail::gemm<T>(batch, n, out, {dy, out, true}, {w + i, in, true}, dx + i, in);
-    });
+    detail::gemm<T>(batch, in, out, {dy, out, true}, {weight.data(), in, true}, grad_input_.data(),
+                    in);
     return grad_input_;
   }
 
@@ -98,11 +88,6 @@ class Linear : public Module<T> {
   Tensor<T> weight, bias, grad_weight, grad_bias;  // W (out, in), b (out): PyTorch shapes
 
  private:
-  // Multiply-adds of one of the three products, times 2: N * in * out * 2.
-  double flops(Index batch) const {
-    return 2.0 * double(batch) * double(in_features_) * double(out_features_);
-  }
-
   Index in_features_, out_features_;
   bool has_bias_;
   Tensor<T> input_;                // saved x (N, in)

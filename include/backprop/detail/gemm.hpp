@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 // backprop: C (+)= A B on row-major data: through our kernel (gemm_kernel.hpp) in builds for
 // AVX2+FMA or AVX-512, else through Eigen's GEMM kernel with packing buffers kept between
-// calls.
+// calls. Large products are cut into tiles of C that set_num_threads() threads share.
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
 #include "gemm_kernel.hpp"
+#include "thread_pool.hpp"
 
 namespace backprop {
 namespace detail {
@@ -23,6 +25,38 @@ struct Operand {
   std::int64_t stride;
   bool row_major;
 };
+
+// Threads. A product of at least kParallelMinFlops (2 m n k) is cut into tiles of C whose
+// size depends on the shape alone, never on the thread count, and the pool's threads share
+// them (thread_pool.hpp); a smaller product runs whole on the caller. Each tile is one
+// single-threaded product, so the result is bitwise the same for any number of threads. With
+// our kernel a tile even equals its part of the uncut product (each element is one FMA chain
+// over k); Eigen's kernel sums the last rows of a block in another order, which is why the
+// cut must not move with the thread count. Products under 50 MFLOP stay whole: on 2 Zen 5
+// cores, splitting bn-mlp's 30 MFLOP products made training slower (docs/benchmarks.md).
+inline constexpr double kParallelMinFlops = 50e6;
+inline constexpr std::int64_t kTileRows = 24, kTileCols = 128;
+inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
+
+// Calls tile(i) for every i in [0, tiles) on the pool's threads, one contiguous run of tiles
+// per thread (the caller takes the first): each thread then computes the same part of C, from
+// the same part of W, in every training step, and keeps it in its own core's cache. (Tiles
+// claimed one by one moved W and dW between the cores and trained slower on two threads.)
+template <typename F>
+void run_tiles(std::int64_t tiles, F& tile) {
+  struct Ctx {
+    F* tile;
+    std::int64_t tiles, parts;
+  } ctx{&tile, tiles, std::min<std::int64_t>(tiles, thread_pool().size())};
+  thread_pool().run(
+      ctx.parts,
+      [](void* p, std::int64_t part) {
+        const Ctx& c = *static_cast<Ctx*>(p);
+        for (std::int64_t i = part * c.tiles / c.parts; i < (part + 1) * c.tiles / c.parts; ++i)
+          (*c.tile)(i);
+      },
+      &ctx);
+}
 
 #if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
 #error "backprop needs Eigen 3.4 or later (detail/gemm.hpp calls its GEMM kernel)"
@@ -84,10 +118,28 @@ inline constexpr std::int64_t kKernelMinDepth = 64, kKernelMaxDepth = 2048;
 template <typename T>
 inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
+// gemm_direct (gemm_kernel.hpp) in tiles of kTileRows x kTileCols of C when the product is
+// large. Interior tiles hold whole panels of columns; the last column tile takes the tail.
+template <typename T>
+void gemm_direct_tiles(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
+                       const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
+                       bool accumulate) {
+  if (2.0 * double(m) * double(n) * double(k) < kParallelMinFlops)
+    return gemm_direct<T>(m, n, k, a, b, ldb, b_padded, c, accumulate);
+  const std::int64_t col_tiles = (n + kTileCols - 1) / kTileCols;
+  auto tile = [&](std::int64_t t) {
+    const std::int64_t i = t / col_tiles * kTileRows, j = t % col_tiles * kTileCols;
+    gemm_direct<T>(std::min(kTileRows, m - i), std::min(kTileCols, n - j), k,
+                   {a.data + i * a.rs, a.rs, a.cs}, b + j, ldb, b_padded,
+                   {c.data + i * c.rs + j * c.cs, c.rs, c.cs}, accumulate);
+  };
+  run_tiles((m + kTileRows - 1) / kTileRows * col_tiles, tile);
+}
+
 // The product through gemm_kernel.hpp's kernel, which reads B's rows in place. When A and B
 // are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
 // in B's place; when A is row-major and B column-major, the smaller of A^T and B is copied
-// row-major first (at a batch of 64, A^T: the batch, not the weights).
+// row-major first (at a batch of 64, A^T: the batch, not the weights), once for all tiles.
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
                     const Operand<T>& b, T* c, std::int64_t ldc, bool accumulate) {
@@ -99,24 +151,24 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
     return Strided<const T>{s.data, s.cs, s.rs};
   };
   if (b.row_major) {
-    gemm_direct<T>(m, n, k, strided(a), b.data, b.stride, false, {c, ldc, 1}, accumulate);
+    gemm_direct_tiles<T>(m, n, k, strided(a), b.data, b.stride, false, {c, ldc, 1}, accumulate);
     return;
   }
   if (!a.row_major) {  // C^T (n x m) = B^T A^T, and A^T is row-major
-    gemm_direct<T>(n, m, k, transposed(strided(b)), a.data, a.stride, false, {c, 1, ldc},
-                   accumulate);
+    gemm_direct_tiles<T>(n, m, k, transposed(strided(b)), a.data, a.stride, false, {c, 1, ldc},
+                         accumulate);
     return;
   }
   thread_local std::vector<T> packed;  // row-major, rows padded with zeros to whole vectors
   if (m <= n) {                        // A^T (k x m) packed; C^T = B^T A^T
     const std::int64_t ld = copy_padded(
         k, m, [&](std::int64_t i, std::int64_t j) { return a.data[j * a.stride + i]; }, packed);
-    gemm_direct<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
-                   accumulate);
+    gemm_direct_tiles<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
+                         accumulate);
   } else {  // B (k x n) packed
     const std::int64_t ld = copy_padded(
         k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; }, packed);
-    gemm_direct<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
+    gemm_direct_tiles<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
   }
 }
 #endif  // BACKPROP_GEMM_KERNEL
@@ -132,15 +184,30 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
     if (k > kKernelMinDepth && k <= kKernelMaxDepth)
       return gemm_by_kernel(m, n, k, a, b, c, ldc, true);
 #endif
-  constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
-  if (a.row_major && b.row_major)
-    gemm_eigen<T, R, R>(m, n, k, a, b, c, ldc);
-  else if (a.row_major)
-    gemm_eigen<T, R, C>(m, n, k, a, b, c, ldc);
-  else if (b.row_major)
-    gemm_eigen<T, C, R>(m, n, k, a, b, c, ldc);
-  else
-    gemm_eigen<T, C, C>(m, n, k, a, b, c, ldc);
+  // Eigen packs both operands of every call (A once per column tile, B once per row tile),
+  // so its tiles are few: at most kEigenColTiles blocks of columns (whole vectors) x blocks
+  // of kEigenTileRows rows.
+  const bool large = 2.0 * double(m) * double(n) * double(k) >= kParallelMinFlops;
+  const std::int64_t rows = large ? kEigenTileRows : m;
+  const std::int64_t cols = large ? ((n + kEigenColTiles - 1) / kEigenColTiles + 15) / 16 * 16 : n;
+  const std::int64_t col_tiles = (n + cols - 1) / cols;
+  auto tile = [&](std::int64_t t) {
+    const std::int64_t i = t / col_tiles * rows, j = t % col_tiles * cols;
+    const std::int64_t tm = std::min(rows, m - i), tn = std::min(cols, n - j);
+    const Operand<T> ta{a.row_major ? a.data + i * a.stride : a.data + i, a.stride, a.row_major};
+    const Operand<T> tb{b.row_major ? b.data + j : b.data + j * b.stride, b.stride, b.row_major};
+    T* tc = c + i * ldc + j;
+    constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
+    if (a.row_major && b.row_major)
+      gemm_eigen<T, R, R>(tm, tn, k, ta, tb, tc, ldc);
+    else if (a.row_major)
+      gemm_eigen<T, R, C>(tm, tn, k, ta, tb, tc, ldc);
+    else if (b.row_major)
+      gemm_eigen<T, C, R>(tm, tn, k, ta, tb, tc, ldc);
+    else
+      gemm_eigen<T, C, C>(tm, tn, k, ta, tb, tc, ldc);
+  };
+  run_tiles((m + rows - 1) / rows * col_tiles, tile);
 }
 
 // C = A B (C is overwritten).

@@ -18,9 +18,10 @@ namespace detail {
 // Why not Eigen's own OpenMP products: they busy-wait on per-panel flags, so when the other
 // core is busy a descheduled thread stalls its partner for a whole time slice (measured
 // 20-100x slower than one thread, docs/benchmarks.md). Here each product is cut into
-// independent blocks, each computed by Eigen's sequential GEMM kernel (detail/gemm.hpp), and:
-//  - the caller claims every block no helper has started, so a helper that wakes late
-//    costs nothing;
+// independent blocks, each one single-threaded product (detail/gemm.hpp), and:
+//  - the caller runs block 0, then claims every block no helper has started, so a helper
+//    that wakes late costs nothing (and, helpers on time, each thread runs the same block
+//    of every job of the same shape: its data stays in that core's cache);
 //  - a helper polls for new work for a while (kPoll, yielding the core to anyone else who
 //    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
@@ -80,13 +81,17 @@ class ThreadPool {
       std::lock_guard<std::mutex> lock(mutex_);
       // Block indices grow across jobs and are claimed by compare-and-swap only below
       // job.end, so a helper still holding an old job can never take a block of this one.
-      job = {fn, ctx, next_.load(), next_.load() + n};
+      // The caller takes block 0 before any helper can claim one: a thread that runs the
+      // same part of every job keeps that part's data in its own core's cache.
+      const std::int64_t begin = next_.fetch_add(1);
+      job = {fn, ctx, begin, begin + n};
       job_ = job;
       finished_.store(0);
       generation_.fetch_add(1);
     }
     if (sleepers_.load() > 0) wake_.notify_all();
     const Clock::time_point start = Clock::now();
+    run_block(job, job.begin);
     work(job);
     const Clock::time_point mine = Clock::now();
     while (finished_.load() != n && Clock::now() - mine < kPoll) std::this_thread::yield();
@@ -125,16 +130,21 @@ class ThreadPool {
       do {
         if (i >= job.end) return;
       } while (!next_.compare_exchange_weak(i, i + 1));
-      try {
-        job.fn(job.ctx, i - job.begin);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
-      if (finished_.fetch_add(1) + 1 == job.end - job.begin) {
-        { std::lock_guard<std::mutex> lock(mutex_); }  // the caller is waiting or will see it
-        done_.notify_one();
-      }
+      run_block(job, i);
+    }
+  }
+
+  // Runs block i (an index of next_'s sequence) of `job` and counts it finished.
+  void run_block(const Job& job, std::int64_t i) {
+    try {
+      job.fn(job.ctx, i - job.begin);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (finished_.fetch_add(1) + 1 == job.end - job.begin) {
+      { std::lock_guard<std::mutex> lock(mutex_); }  // the caller is waiting or will see it
+      done_.notify_one();
     }
   }
 
