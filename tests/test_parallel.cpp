@@ -86,8 +86,8 @@ TEST_CASE("set_num_threads: n must be >= 1", "[parallel][errors]") {
 }
 
 TEST_CASE("ThreadPool: a helper runs the block the caller cannot reach", "[parallel]") {
-  // Block 0 waits until block 1 has started: whichever block the caller takes, the other
-  // must run on a helper, so this fails if the helpers never take work.
+  // Block 0 (the caller's) waits until block 1 has started, so block 1 must run on a
+  // helper: this fails if the helpers never take work.
   OneThreadAfter restore;
   struct Ctx {
     std::atomic<bool> started1{false};

@@ -39,8 +39,9 @@ inline constexpr std::int64_t kTileRows = 24, kTileCols = 128;
 inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
 
 // Calls tile(i) for every i in [0, tiles) on the pool's threads, one contiguous run of tiles
-// per thread (the caller takes the first): each thread then computes the same part of C, from
-// the same part of W, in every training step, and keeps it in its own core's cache. (Tiles
+// per thread, the caller the first. With one helper on time (two threads), each core then
+// computes the same part of C, from the same part of W, in every training step, and keeps it
+// in its own cache; more helpers take the other runs in whatever order they come. (Tiles
 // claimed one by one moved W and dW between the cores and trained slower on two threads.)
 template <typename F>
 void run_tiles(std::int64_t tiles, F& tile) {
@@ -112,8 +113,8 @@ void gemm_eigen(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>
 // a depth kKernelMinDepth < k <= kKernelMaxDepth. At k <= 64 (dW += dy^T x at a batch of 64)
 // each tile of ours stores its accumulators after a few FMAs, while Eigen's packing,
 // (m + n) k elements, is cheap. Beyond 2048 our panel of B (k rows of a few vectors) outgrows
-// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which Linear's split
-// of a product into blocks never cuts: every block takes the same kernel as the whole would.
+// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which the tiles never
+// cut: every tile takes the same kernel as the whole product would.
 inline constexpr std::int64_t kKernelMinDepth = 64, kKernelMaxDepth = 2048;
 template <typename T>
 inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T, double>;

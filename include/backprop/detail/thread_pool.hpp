@@ -20,8 +20,8 @@ namespace detail {
 // 20-100x slower than one thread, docs/benchmarks.md). Here each product is cut into
 // independent blocks, each one single-threaded product (detail/gemm.hpp), and:
 //  - the caller runs block 0, then claims every block no helper has started, so a helper
-//    that wakes late costs nothing (and, helpers on time, each thread runs the same block
-//    of every job of the same shape: its data stays in that core's cache);
+//    that wakes late costs nothing (and with one helper on time, each thread runs the same
+//    block of every job of the same shape: its data stays in that core's cache);
 //  - a helper polls for new work for a while (kPoll, yielding the core to anyone else who
 //    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
