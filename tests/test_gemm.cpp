@@ -176,7 +176,7 @@ TEST_CASE("gemm: large products, cut into tiles, are the same for 1, 2, 3, 4 and
   const std::vector<Shape> shapes = {
       {600, 784, 64}, {61, 1000, 700}, {300, 70, 2500}, {1100, 400, 64}, {600, 150, 300}};
   for (const Shape& s : shapes) {
-    REQUIRE(2.0 * double(s.m * s.n * s.k) >= detail::kParallelMinFlops);
+    REQUIRE(detail::parallel_product(s.m, s.n, s.k));
     for (int layout = 0; layout < 4; ++layout) {
       const bool a_rows = layout & 1, b_rows = layout & 2, accumulate = layout == 1 || layout == 2;
       detail::Operand<float> a{}, b{};

@@ -38,23 +38,32 @@ inline constexpr double kParallelMinFlops = 50e6;
 inline constexpr std::int64_t kTileRows = 24, kTileCols = 128;
 inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
 
-// Calls tile(i) for every i in [0, tiles) on the pool's threads, one contiguous run of tiles
-// per thread, the caller the first. With one helper on time (two threads), each core then
+inline bool parallel_product(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return 2.0 * double(m) * double(n) * double(k) >= kParallelMinFlops;
+}
+
+// Cuts C (m x n) into tiles of `rows` x `cols` (the last ones smaller) and calls
+// tile(i, j, tile_m, tile_n) for each, on the pool's threads: one contiguous run of tiles per
+// thread, the caller the first. With one helper on time (two threads), each core then
 // computes the same part of C, from the same part of W, in every training step, and keeps it
 // in its own cache; more helpers take the other runs in whatever order they come. (Tiles
 // claimed one by one moved W and dW between the cores and trained slower on two threads.)
 template <typename F>
-void run_tiles(std::int64_t tiles, F& tile) {
+void run_tiles(std::int64_t m, std::int64_t n, std::int64_t rows, std::int64_t cols, F& tile) {
   struct Ctx {
     F* tile;
-    std::int64_t tiles, parts;
-  } ctx{&tile, tiles, std::min<std::int64_t>(tiles, thread_pool().size())};
+    std::int64_t m, n, rows, cols, col_tiles, tiles, parts;
+  } ctx{&tile, m, n, rows, cols, (n + cols - 1) / cols, 0, 0};
+  ctx.tiles = (m + rows - 1) / rows * ctx.col_tiles;
+  ctx.parts = std::min<std::int64_t>(ctx.tiles, thread_pool().size());
   thread_pool().run(
       ctx.parts,
       [](void* p, std::int64_t part) {
         const Ctx& c = *static_cast<Ctx*>(p);
-        for (std::int64_t i = part * c.tiles / c.parts; i < (part + 1) * c.tiles / c.parts; ++i)
-          (*c.tile)(i);
+        for (std::int64_t t = part * c.tiles / c.parts; t < (part + 1) * c.tiles / c.parts; ++t) {
+          const std::int64_t i = t / c.col_tiles * c.rows, j = t % c.col_tiles * c.cols;
+          (*c.tile)(i, j, std::min(c.rows, c.m - i), std::min(c.cols, c.n - j));
+        }
       },
       &ctx);
 }
@@ -125,16 +134,13 @@ template <typename T>
 void gemm_direct_tiles(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
                        const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
                        bool accumulate) {
-  if (2.0 * double(m) * double(n) * double(k) < kParallelMinFlops)
+  if (!parallel_product(m, n, k))
     return gemm_direct<T>(m, n, k, a, b, ldb, b_padded, c, accumulate);
-  const std::int64_t col_tiles = (n + kTileCols - 1) / kTileCols;
-  auto tile = [&](std::int64_t t) {
-    const std::int64_t i = t / col_tiles * kTileRows, j = t % col_tiles * kTileCols;
-    gemm_direct<T>(std::min(kTileRows, m - i), std::min(kTileCols, n - j), k,
-                   {a.data + i * a.rs, a.rs, a.cs}, b + j, ldb, b_padded,
+  auto tile = [&](std::int64_t i, std::int64_t j, std::int64_t tm, std::int64_t tn) {
+    gemm_direct<T>(tm, tn, k, {a.data + i * a.rs, a.rs, a.cs}, b + j, ldb, b_padded,
                    {c.data + i * c.rs + j * c.cs, c.rs, c.cs}, accumulate);
   };
-  run_tiles((m + kTileRows - 1) / kTileRows * col_tiles, tile);
+  run_tiles(m, n, kTileRows, kTileCols, tile);
 }
 
 // The product through gemm_kernel.hpp's kernel, which reads B's rows in place. When A and B
@@ -188,13 +194,10 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
   // Eigen packs both operands of every call (A once per column tile, B once per row tile),
   // so its tiles are few: at most kEigenColTiles blocks of columns (whole vectors) x blocks
   // of kEigenTileRows rows.
-  const bool large = 2.0 * double(m) * double(n) * double(k) >= kParallelMinFlops;
+  const bool large = parallel_product(m, n, k);
   const std::int64_t rows = large ? kEigenTileRows : m;
   const std::int64_t cols = large ? ((n + kEigenColTiles - 1) / kEigenColTiles + 15) / 16 * 16 : n;
-  const std::int64_t col_tiles = (n + cols - 1) / cols;
-  auto tile = [&](std::int64_t t) {
-    const std::int64_t i = t / col_tiles * rows, j = t % col_tiles * cols;
-    const std::int64_t tm = std::min(rows, m - i), tn = std::min(cols, n - j);
+  auto tile = [&](std::int64_t i, std::int64_t j, std::int64_t tm, std::int64_t tn) {
     const Operand<T> ta{a.row_major ? a.data + i * a.stride : a.data + i, a.stride, a.row_major};
     const Operand<T> tb{b.row_major ? b.data + j : b.data + j * b.stride, b.stride, b.row_major};
     T* tc = c + i * ldc + j;
@@ -208,7 +211,7 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
     else
       gemm_eigen<T, C, C>(tm, tn, k, ta, tb, tc, ldc);
   };
-  run_tiles((m + rows - 1) / rows * col_tiles, tile);
+  run_tiles(m, n, rows, cols, tile);
 }
 
 // C = A B (C is overwritten).
