@@ -559,12 +559,10 @@ int run(const Options& o) {
   std::printf("bench_train: %s\n", bench::cpu_model().c_str());
   std::printf("  build: %s; %s\n", bench::compiler().c_str(), bench::eigen_flags().c_str());
   std::printf(
-      "  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in tiles "
-      "of %d x %d (through Eigen's kernel: %d rows x %d column blocks at most); first layer's "
-      "input gradient skipped "
-      "(set_input_requires_grad(false))\n",
-      detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kTileRows),
-      static_cast<int>(detail::kTileCols), static_cast<int>(detail::kEigenTileRows),
+      "  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in one part "
+      "per thread (through Eigen's kernel: tiles of %d rows x %d column blocks at most); "
+      "first layer's input gradient skipped (set_input_requires_grad(false))\n",
+      detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kEigenTileRows),
       static_cast<int>(detail::kEigenColTiles));
   const bench::Peak peak = bench::measure_peak();
   std::printf(

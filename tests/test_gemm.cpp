@@ -162,19 +162,21 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
 }
 #endif
 
-// Products of kParallelMinFlops and more are cut into tiles that the pool's threads share:
-// through our kernel (2-D tiles, partial ones at both edges; with m > n and B column-major,
-// B packed and its partial last panel read in place) and through Eigen's (k <= 64 or
-// k > 2048, or any k in builds without AVX2; more than 1024 rows: two row blocks). The result is
-// bitwise the same for any thread count, and within the error bound of a plain loop.
-TEST_CASE("gemm: large products, cut into tiles, are the same for 1, 2, 3, 4 and 8 threads",
+// Products of kParallelMinFlops and more are shared by the pool's threads: through our kernel
+// cut into one part per thread, along rows (m >= n; 301: a partial row tile) or columns
+// (partial last panels; with m > n and B column-major, B packed and its partial last panel
+// read in place), and through Eigen's in tiles fixed by the shape (k <= 16 or k > 2048, or any
+// k in builds without AVX2; more than 1024 rows: two row blocks). The result is bitwise the
+// same for any thread count, and within the error bound of a plain loop.
+TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 3, 4 and 8 threads",
           "[gemm][parallel]") {
   struct OneThreadAfter {
     ~OneThreadAfter() { set_num_threads(1); }
   } restore;
   Generator gen(17);
-  const std::vector<Shape> shapes = {
-      {600, 784, 64}, {61, 1000, 700}, {300, 70, 2500}, {1100, 400, 64}, {600, 150, 300}};
+  const std::vector<Shape> shapes = {{600, 784, 64},  {61, 1000, 700}, {300, 70, 2500},
+                                     {1100, 400, 16}, {600, 150, 300}, {301, 64, 128},
+                                     {64, 300, 100}};
   for (const Shape& s : shapes) {
     REQUIRE(detail::parallel_product(s.m, s.n, s.k));
     for (int layout = 0; layout < 4; ++layout) {

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/gemm.hpp"
 #include "module.hpp"
 #include "optimizer.hpp"
 // StepLR, which reference 1 uses with SGD, lives with the other schedules; included here so
@@ -42,32 +43,31 @@ class SGD : public Optimizer<T> {
                   ", dampening = ", dampening);
   }
 
-  /// One update of every parameter from its current gradient.
+  /// One update of every parameter from its current gradient. A large parameter is cut into
+  /// one contiguous part per thread (set_num_threads); each element is updated alone, so the
+  /// result does not depend on the cut.
   void step() override {
     std::vector<Parameter<T>>& params = this->parameters_;
     const bool first = momentum_buffer_.empty();
     if (momentum_ != 0 && first) momentum_buffer_.resize(params.size());
-    const T lr = T(this->lr_), momentum = T(momentum_), wd = T(weight_decay_);
-    const T keep = T(1 - dampening_);
-    // One pass over each parameter: every element is read and written once (Eigen
-    // expressions took two passes and read p again for the weight decay even when it is 0).
+    const Rule rule{T(this->lr_),   T(momentum_), T(1 - dampening_), T(weight_decay_),
+                    momentum_ != 0, first,        nesterov_};
     for (std::size_t i = 0; i < params.size(); ++i) {
       T* p = params[i].value->data();
       const T* g = std::as_const(*params[i].grad).data();
+      T* buf = nullptr;
+      if (rule.momentum_on) {
+        if (first) momentum_buffer_[i].resize(params[i].value->shape());
+        buf = momentum_buffer_[i].data();
+      }
+      auto part = [&](std::int64_t begin, std::int64_t end) {
+        update(rule, p + begin, g + begin, buf ? buf + begin : nullptr, end - begin);
+      };
       const Index n = params[i].value->numel();
-      if (momentum_ == 0) {
-        for (Index j = 0; j < n; ++j) p[j] -= lr * (wd != 0 ? g[j] + wd * p[j] : g[j]);
-        continue;
-      }
-      Tensor<T>& buffer = momentum_buffer_[i];
-      if (first) buffer.resize(params[i].value->shape());
-      T* buf = buffer.data();
-      for (Index j = 0; j < n; ++j) {
-        const T d = wd != 0 ? g[j] + wd * p[j] : g[j];         // d_p
-        const T b = first ? d : momentum * buf[j] + keep * d;  // momentum buffer
-        buf[j] = b;
-        p[j] -= lr * (nesterov_ ? d + momentum * b : b);
-      }
+      if (n >= kParallelMinElements)
+        detail::run_parts(n, 64, part);
+      else
+        part(0, n);
     }
   }
 
@@ -88,6 +88,31 @@ class SGD : public Optimizer<T> {
   std::vector<Tensor<T>>& momentum_buffer() { return momentum_buffer_; }
 
  private:
+  struct Rule {
+    T lr, momentum, keep, wd;  // keep = 1 - dampening
+    bool momentum_on, first, nesterov;
+  };
+  // Parameters smaller than this (biases, small layers) are updated by the caller alone.
+  static constexpr Index kParallelMinElements = 16384;
+
+  // One pass over n elements: each is read and written once (Eigen expressions took two
+  // passes and read p again for the weight decay even when it is 0). A function of plain
+  // pointers and values, so that the loop vectorizes (a lambda's captured references may
+  // alias the data and be reloaded on every element).
+  static void update(const Rule& r_in, T* p, const T* g, T* buf, std::int64_t n) {
+    const Rule r = r_in;
+    for (std::int64_t j = 0; j < n; ++j) {
+      const T d = r.wd != 0 ? g[j] + r.wd * p[j] : g[j];  // d_p
+      if (!r.momentum_on) {
+        p[j] -= r.lr * d;
+        continue;
+      }
+      const T b = r.first ? d : r.momentum * buf[j] + r.keep * d;  // momentum buffer
+      buf[j] = b;
+      p[j] -= r.lr * (r.nesterov ? d + r.momentum * b : b);
+    }
+  }
+
   double momentum_, dampening_, weight_decay_;
   bool nesterov_;
   std::vector<Tensor<T>> momentum_buffer_;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // backprop: C (+)= A B on row-major data: through our kernel (gemm_kernel.hpp) in builds for
 // AVX2+FMA or AVX-512, else through Eigen's GEMM kernel with packing buffers kept between
-// calls. Large products are cut into tiles of C that set_num_threads() threads share.
+// calls. Large products are cut into parts of C that set_num_threads() threads share.
 #pragma once
 
 #include <Eigen/Core>
@@ -26,46 +26,62 @@ struct Operand {
   bool row_major;
 };
 
-// Threads. A product of at least kParallelMinFlops (2 m n k) is cut into tiles of C whose
-// size depends on the shape alone, never on the thread count, and the pool's threads share
-// them (thread_pool.hpp); a smaller product runs whole on the caller. Each tile is one
-// single-threaded product, so the result is bitwise the same for any number of threads. With
-// our kernel a tile even equals its part of the uncut product (each element is one FMA chain
-// over k); Eigen's kernel sums the last rows of a block in another order, which is why the
-// cut must not move with the thread count. Products under 50 MFLOP stay whole: on 2 Zen 5
-// cores, splitting bn-mlp's 30 MFLOP products made training slower (docs/benchmarks.md).
-inline constexpr double kParallelMinFlops = 50e6;
-inline constexpr std::int64_t kTileRows = 24, kTileCols = 128;
+// Threads. A product of at least kParallelMinFlops (2 m n k) is shared by the pool's threads
+// (thread_pool.hpp); a smaller one runs whole on the caller. The result is bitwise the same
+// for any number of threads:
+//  - through our kernel (gemm_kernel.hpp) each element of C is one chain of FMAs over k,
+//    wherever C is cut, so C is cut into one contiguous part per thread (run_parts): each
+//    thread runs one efficient product over its part, and one thread runs the whole;
+//  - Eigen's kernel sums the last rows of a block in another order than the others, so its
+//    cut must not move with the thread count: tiles whose size depends on the shape alone
+//    (at most kEigenColTiles blocks of columns x blocks of kEigenTileRows rows; few, since
+//    Eigen packs both operands of each tile), each thread one contiguous run (run_tiles).
+// Why 2 MFLOP (about 10 us of one core): on 2 idle Zen 5 cores, splitting products down to
+// it trained both reference models faster; waking a polling helper costs about a
+// microsecond (docs/benchmarks.md).
+inline constexpr double kParallelMinFlops = 2e6;
 inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
 
 inline bool parallel_product(std::int64_t m, std::int64_t n, std::int64_t k) {
   return 2.0 * double(m) * double(n) * double(k) >= kParallelMinFlops;
 }
 
-// Cuts C (m x n) into tiles of `rows` x `cols` (the last ones smaller) and calls
-// tile(i, j, tile_m, tile_n) for each, on the pool's threads: one contiguous run of tiles per
-// thread, the caller the first. With one helper on time (two threads), each core then
-// computes the same part of C, from the same part of W, in every training step, and keeps it
-// in its own cache; more helpers take the other runs in whatever order they come. (Tiles
-// claimed one by one moved W and dW between the cores and trained slower on two threads.)
+// Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
+// `align` elements per thread), each a multiple of `align` long except the last, and calls
+// part(begin, end) for each on the pool's threads, the caller the first. Only for work whose
+// result does not depend on where it is cut. With one helper on time (two threads), each core
+// computes the same part of every step, from the same data, and keeps it in its own cache.
 template <typename F>
-void run_tiles(std::int64_t m, std::int64_t n, std::int64_t rows, std::int64_t cols, F& tile) {
+void run_parts(std::int64_t total, std::int64_t align, F& part) {
   struct Ctx {
-    F* tile;
-    std::int64_t m, n, rows, cols, col_tiles, tiles, parts;
-  } ctx{&tile, m, n, rows, cols, (n + cols - 1) / cols, 0, 0};
-  ctx.tiles = (m + rows - 1) / rows * ctx.col_tiles;
-  ctx.parts = std::min<std::int64_t>(ctx.tiles, thread_pool().size());
+    F* part;
+    std::int64_t total, align, units, parts;
+  } ctx{&part, total, align, (total + align - 1) / align, 0};
+  ctx.parts = std::min<std::int64_t>(ctx.units, thread_pool().size());
   thread_pool().run(
       ctx.parts,
-      [](void* p, std::int64_t part) {
+      [](void* p, std::int64_t i) {
         const Ctx& c = *static_cast<Ctx*>(p);
-        for (std::int64_t t = part * c.tiles / c.parts; t < (part + 1) * c.tiles / c.parts; ++t) {
-          const std::int64_t i = t / c.col_tiles * c.rows, j = t % c.col_tiles * c.cols;
-          (*c.tile)(i, j, std::min(c.rows, c.m - i), std::min(c.cols, c.n - j));
-        }
+        const std::int64_t begin = i * c.units / c.parts * c.align;
+        const std::int64_t end = std::min(c.total, (i + 1) * c.units / c.parts * c.align);
+        (*c.part)(begin, end);
       },
       &ctx);
+}
+
+// Cuts C (m x n) into tiles of `rows` x `cols` (the last ones smaller) and calls
+// tile(i, j, tile_m, tile_n) for each, on the pool's threads: one contiguous run of tiles per
+// thread, the caller the first (as run_parts, for the same reason).
+template <typename F>
+void run_tiles(std::int64_t m, std::int64_t n, std::int64_t rows, std::int64_t cols, F& tile) {
+  const std::int64_t col_tiles = (n + cols - 1) / cols;
+  auto run = [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t t = begin; t < end; ++t) {
+      const std::int64_t i = t / col_tiles * rows, j = t % col_tiles * cols;
+      tile(i, j, std::min(rows, m - i), std::min(cols, n - j));
+    }
+  };
+  run_parts((m + rows - 1) / rows * col_tiles, 1, run);
 }
 
 #if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
@@ -122,31 +138,39 @@ void gemm_eigen(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>
 // a depth kKernelMinDepth < k <= kKernelMaxDepth. At k <= 64 (dW += dy^T x at a batch of 64)
 // each tile of ours stores its accumulators after a few FMAs, while Eigen's packing,
 // (m + n) k elements, is cheap. Beyond 2048 our panel of B (k rows of a few vectors) outgrows
-// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which the tiles never
-// cut: every tile takes the same kernel as the whole product would.
-inline constexpr std::int64_t kKernelMinDepth = 64, kKernelMaxDepth = 2048;
+// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which the threads never
+// cut: every part takes the same kernel as the whole product would.
+inline constexpr std::int64_t kKernelMinDepth = 16, kKernelMaxDepth = 2048;
 template <typename T>
 inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T, double>;
 
-// gemm_direct (gemm_kernel.hpp) in tiles of kTileRows x kTileCols of C when the product is
-// large. Interior tiles hold whole panels of columns; the last column tile takes the tail.
+// gemm_direct (gemm_kernel.hpp), on the pool's threads when the product is large: C is cut
+// along its longer side (which also cuts the larger of A and B), into whole row tiles or
+// whole panels of columns, so that every part runs at the speed of the whole.
 template <typename T>
-void gemm_direct_tiles(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
-                       const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
-                       bool accumulate) {
-  if (!parallel_product(m, n, k))
+void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
+                          const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
+                          bool accumulate) {
+  if (!parallel_product(m, n, k) || thread_pool().size() == 1)
     return gemm_direct<T>(m, n, k, a, b, ldb, b_padded, c, accumulate);
-  auto tile = [&](std::int64_t i, std::int64_t j, std::int64_t tm, std::int64_t tn) {
-    gemm_direct<T>(tm, tn, k, {a.data + i * a.rs, a.rs, a.cs}, b + j, ldb, b_padded,
-                   {c.data + i * c.rs + j * c.cs, c.rs, c.cs}, accumulate);
+  auto rows = [&](std::int64_t i, std::int64_t end) {
+    gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb, b_padded,
+                   {c.data + i * c.rs, c.rs, c.cs}, accumulate);
   };
-  run_tiles(m, n, kTileRows, kTileCols, tile);
+  auto cols = [&](std::int64_t j, std::int64_t end) {
+    gemm_direct<T>(m, end - j, k, a, b + j, ldb, b_padded, {c.data + j * c.cs, c.rs, c.cs},
+                   accumulate);
+  };
+  if (m >= n)
+    run_parts(m, kMR, rows);
+  else
+    run_parts(n, kNV * Simd<T>::W, cols);
 }
 
 // The product through gemm_kernel.hpp's kernel, which reads B's rows in place. When A and B
 // are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
 // in B's place; when A is row-major and B column-major, the smaller of A^T and B is copied
-// row-major first (at a batch of 64, A^T: the batch, not the weights), once for all tiles.
+// row-major first (at a batch of 64, A^T: the batch, not the weights), once for all threads.
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
                     const Operand<T>& b, T* c, std::int64_t ldc, bool accumulate) {
@@ -158,24 +182,24 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
     return Strided<const T>{s.data, s.cs, s.rs};
   };
   if (b.row_major) {
-    gemm_direct_tiles<T>(m, n, k, strided(a), b.data, b.stride, false, {c, ldc, 1}, accumulate);
+    gemm_direct_parallel<T>(m, n, k, strided(a), b.data, b.stride, false, {c, ldc, 1}, accumulate);
     return;
   }
   if (!a.row_major) {  // C^T (n x m) = B^T A^T, and A^T is row-major
-    gemm_direct_tiles<T>(n, m, k, transposed(strided(b)), a.data, a.stride, false, {c, 1, ldc},
-                         accumulate);
+    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), a.data, a.stride, false, {c, 1, ldc},
+                            accumulate);
     return;
   }
   thread_local std::vector<T> packed;  // row-major, rows padded with zeros to whole vectors
   if (m <= n) {                        // A^T (k x m) packed; C^T = B^T A^T
     const std::int64_t ld = copy_padded(
         k, m, [&](std::int64_t i, std::int64_t j) { return a.data[j * a.stride + i]; }, packed);
-    gemm_direct_tiles<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
-                         accumulate);
+    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
+                            accumulate);
   } else {  // B (k x n) packed
     const std::int64_t ld = copy_padded(
         k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; }, packed);
-    gemm_direct_tiles<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
+    gemm_direct_parallel<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
   }
 }
 #endif  // BACKPROP_GEMM_KERNEL
