@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // bench_gemm: Linear's three products at the reference models' shapes, through detail::gemm
-// (gemm_kernel.hpp's kernel for depths 64 < k <= 2048 in AVX2/AVX-512 builds, else Eigen's) and
+// (gemm_kernel.hpp's kernel for depths 16 < k <= 2048 in AVX2/AVX-512 builds, else Eigen's) and
 // through Eigen's kernel alone (detail::gemm_eigen), in the same process, alternating, one
 // thread.
 //   cmake --build build-bench --target bench_gemm
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
   std::printf("CPU: %s; %s; FMA peak %.1f GFLOP/s per core (%s)\n", bench::cpu_model().c_str(),
               bench::compiler().c_str(), peak.per_core, bench::fma_isa());
   std::printf("detail::gemm: %s\n", BACKPROP_GEMM_KERNEL
-                                        ? "gemm_kernel.hpp for depths 64 < k <= 2048, else Eigen's"
+                                        ? "gemm_kernel.hpp for depths 16 < k <= 2048, else Eigen's"
                                         : "Eigen's kernel (this build has no AVX2+FMA)");
   std::printf("batch %lld, median of %d rounds, us per call (%% of peak)\n\n",
               static_cast<long long>(batch), rounds);

@@ -19,9 +19,9 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Two threads when there are two cores or more: the products' tiles (detail/gemm.hpp) let
-// more threads help, but only two were measured (docs/benchmarks.md#threads), and results
-// do not depend on the count.
+// Two threads when there are two cores or more: the products are cut into one part per
+// thread (detail/gemm.hpp), so more threads help too, but only two were measured
+// (docs/benchmarks.md#threads), and results do not depend on the count.
 inline int default_threads() { return std::thread::hardware_concurrency() >= 2 ? 2 : 1; }
 
 struct Options {

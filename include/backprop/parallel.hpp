@@ -8,8 +8,9 @@
 namespace backprop {
 
 /// Threads for the large matrix products of Linear (the caller plus n - 1 helper threads;
-/// 1 by default). Results are bitwise the same for every n: a product is cut into the same
-/// tiles whatever n, and each tile is one single-threaded product. Call between
+/// 1 by default). Results are bitwise the same for every n: through our GEMM kernel each
+/// element is one chain of FMAs wherever a product is cut, and Eigen's kernel gets tiles fixed
+/// by the shape (detail/gemm.hpp). Call between
 /// training steps, not during one. Example: backprop::set_num_threads(2);
 inline void set_num_threads(int n) {
   detail::check(n >= 1, "set_num_threads", "n must be >= 1, got ", n);

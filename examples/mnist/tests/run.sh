@@ -297,8 +297,8 @@ case $case_name in
     [ "$(grep -c '<circle' run/curves.svg)" = 4 ] || fail "curves.svg: expected 4 markers (2 panels x 2 series)"
     ;;
   threads_same_result)
-    # 1, 2 and 3 threads give bit-identical weights, optimizer state and metrics. Batch 256
-    # makes the products large enough (>= 50 MFLOP) to be split across threads.
+    # 1, 2 and 3 threads give bit-identical weights, optimizer state and metrics. At batch 256
+    # every product but the last layer's is large enough (>= 2 MFLOP) to be split.
     synthetic d 2000
     for t in 1 2 3; do
       "$MNIST" --data-dir d --epochs 2 --batch-size 256 --threads $t --out t$t >/dev/null 2>&1 ||

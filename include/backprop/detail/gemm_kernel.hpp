@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // backprop: a GEMM kernel of our own for AVX2+FMA and AVX-512, for the products of a Linear
 // layer at training batch sizes. gemm.hpp chooses it or Eigen's kernel (builds without AVX2,
-// depths k <= 64 or k > 2048).
+// depths k <= 16 or k > 2048).
 //
 // Why: Eigen's kernel packs both operands into panels on every call. At a batch of 64 the
 // weight matrix W is the big operand, and packing it (one read and one write of every weight
