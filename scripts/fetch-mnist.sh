@@ -17,6 +17,11 @@ die() {
   exit 1
 }
 
+case ${1-} in
+  -h|--help) sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -*) die "unknown option '$1' (usage: scripts/fetch-mnist.sh [DIR]; a DIR starting with - needs ./)" ;;
+esac
+[ $# -le 1 ] || die "expected at most one argument, the directory (got $#)"
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${1:-$repo_root/data/mnist}
 default_mirrors="https://ossci-datasets.s3.amazonaws.com/mnist/
