@@ -136,10 +136,11 @@ void gemm_eigen(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>
 #if BACKPROP_GEMM_KERNEL
 // Where gemm_kernel.hpp's kernel runs (in builds for AVX2+FMA or AVX-512): float or double and
 // a depth kKernelMinDepth < k <= kKernelMaxDepth. At k <= 16 each tile of ours stores its
-// accumulators after a few FMAs, while Eigen's packing, (m + n) k elements, is cheap (at
-// k = 64, dW += dy^T x at a batch of 64, ours is 2-6% slower than Eigen's whole product but
-// faster than Eigen's cut in fixed tiles, which threads need: benchmarks.md). Beyond 2048 our panel of B (k rows of a few vectors) outgrows
-// the L2 cache, and Eigen blocks over k. The choice depends on k alone, which the threads never
+// accumulators after a few FMAs, while Eigen's packing, (m + n) k elements, is cheap. At
+// k = 64 (dW += dy^T x at a batch of 64) ours is within 6% of Eigen's whole product and
+// faster than Eigen's cut in the fixed tiles that threads need (docs/benchmarks.md). Beyond
+// 2048 our panel of B (k rows of a few vectors) outgrows the L2 cache, and Eigen blocks
+// over k. The choice depends on k alone, which the threads never
 // cut: every part takes the same kernel as the whole product would.
 inline constexpr std::int64_t kKernelMinDepth = 16, kKernelMaxDepth = 2048;
 template <typename T>
