@@ -36,9 +36,9 @@ struct Operand {
 //    cut must not move with the thread count: tiles whose size depends on the shape alone
 //    (at most kEigenColTiles blocks of columns x blocks of kEigenTileRows rows; few, since
 //    Eigen packs both operands of each tile), each thread one contiguous run (run_tiles).
-// Why 2 MFLOP (about 10 us of one core): on 2 idle Zen 5 cores, splitting products down to
-// it trained both reference models faster; waking a polling helper costs about a
-// microsecond (docs/benchmarks.md).
+// Why 2 MFLOP (about 10 us of one core): it splits every product of the reference models but
+// their last layer's, and with it both trained 1.3-1.7x faster on 2 idle Zen 5 cores than on
+// one (docs/benchmarks.md). Other thresholds were not compared with this design.
 inline constexpr double kParallelMinFlops = 2e6;
 inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
 
