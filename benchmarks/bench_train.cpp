@@ -560,10 +560,11 @@ int run(const Options& o) {
   std::printf("  build: %s; %s\n", bench::compiler().c_str(), bench::eigen_flags().c_str());
   std::printf(
       "  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in one part "
-      "per thread (through Eigen's kernel: tiles of %d rows x %d column blocks at most); "
+      "per thread (through Eigen's kernel: from %.0f MFLOP, tiles of at most %d rows, the "
+      "columns cut in %d blocks); "
       "first layer's input gradient skipped (set_input_requires_grad(false))\n",
-      detail::kParallelMinFlops / 1e6, static_cast<int>(detail::kEigenTileRows),
-      static_cast<int>(detail::kEigenColTiles));
+      detail::kParallelMinFlops / 1e6, detail::kEigenParallelMinFlops / 1e6,
+      static_cast<int>(detail::kEigenTileRows), static_cast<int>(detail::kEigenColTiles));
   const bench::Peak peak = bench::measure_peak();
   std::printf(
       "  FMA peak (%s): %.1f GFLOP/s per core by thread CPU time, %.1f by wall time; "

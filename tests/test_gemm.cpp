@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// detail/gemm.hpp: the product (gemm_kernel.hpp's kernel, or Eigen's for depths <= 64 or > 2048
+// detail/gemm.hpp: the product (gemm_kernel.hpp's kernel, or Eigen's for depths <= 16 or > 2048
 // and builds without AVX2) against a plain triple loop in long double, for every
 // operand layout, edge sizes (1, every remainder of the kernels' row tiles and column panels,
 // several depth and column blocks), strided views, overwrite and accumulate.
@@ -89,13 +89,15 @@ void check_all_shapes() {
                                      {64, 300, 100}, {64, 100, 300},  {99, 97, 65}, {13, 811, 17},
                                      {300, 49, 64},  {257, 33, 1031}, {2, 3, 5000}, {70, 2, 40000}};
   // Every column count up to two AVX-512 panels and a bit (1 .. 2 * 64 + 3), each with
-  // another row remainder (m % 6) and depth, through our kernel (k > 64) and Eigen's; the
-  // depth limits of our kernel (64 and 2048), either side.
+  // another row remainder (m % 6) and depth, through our kernel (k > 16) and Eigen's; the
+  // depth limits of our kernel (16 and 2048), either side.
   std::vector<Shape> all = shapes;
   for (std::int64_t n = 1; n <= 131; ++n) all.push_back({1 + n % 13, n, 65 + n % 5 * (n % 2)});
   for (std::int64_t n = 1; n <= 131; n += 7) all.push_back({1 + n % 7, n, 1 + n % 5});
   // Rows in whole AVX-512 vectors (C stored transposed: whole-vector and 2-vector tails).
-  for (const Shape& s : {Shape{7, 20, 64},
+  for (const Shape& s : {Shape{7, 20, 16},
+                         {7, 20, 17},
+                         {7, 20, 64},
                          {7, 20, 65},
                          {7, 20, 2048},
                          {7, 20, 2049},
@@ -118,10 +120,10 @@ TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_sha
 
 #if BACKPROP_GEMM_KERNEL
 // Our kernel sums each element of C over k in order whatever the tiling, so a block of a
-// product (Linear cuts y and dx into column blocks, dW into row blocks) equals the same part
-// of the whole, bit for bit. (Eigen's kernel does not promise this: column and row remainders
-// take other code paths there. Linear stays bitwise the same for any thread count either way,
-// because its blocks do not depend on the thread count.)
+// product equals the same part of the whole, bit for bit: detail::gemm cuts products through
+// it into one part per thread, and relies on this for results that do not depend on the
+// thread count. (Eigen's kernel does not promise it: column and row remainders take other
+// code paths there, so its tiles are fixed by the shape.)
 TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the whole, bit for bit",
           "[gemm]") {
   Generator gen(5);
@@ -166,34 +168,31 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
 // cut into one part per thread, along rows (m >= n; 301: a partial row tile) or columns
 // (partial last panels; with m > n and B column-major, B packed and its partial last panel
 // read in place), and through Eigen's in tiles fixed by the shape (k <= 16 or k > 2048, or any
-// k in builds without AVX2; more than 1024 rows: two row blocks). The result is bitwise the
-// same for any thread count, and within the error bound of a plain loop.
-TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 3, 4 and 8 threads",
-          "[gemm][parallel]") {
+// k in builds without AVX2; 50 MFLOP or more; more than 1024 rows: two row blocks). The result
+// is bitwise the same for any thread count, and within the error bound of a plain loop.
+template <typename T>
+void check_threads(const std::vector<Shape>& shapes) {
   struct OneThreadAfter {
     ~OneThreadAfter() { set_num_threads(1); }
   } restore;
   Generator gen(17);
-  const std::vector<Shape> shapes = {{600, 784, 64},  {61, 1000, 700}, {300, 70, 2500},
-                                     {1100, 400, 16}, {600, 150, 300}, {301, 64, 128},
-                                     {64, 300, 100}};
   for (const Shape& s : shapes) {
     REQUIRE(detail::parallel_product(s.m, s.n, s.k));
     for (int layout = 0; layout < 4; ++layout) {
       const bool a_rows = layout & 1, b_rows = layout & 2, accumulate = layout == 1 || layout == 2;
-      detail::Operand<float> a{}, b{};
-      const std::vector<float> va = make_operand<float>(s.m, s.k, a_rows, 1, gen, a);
-      const std::vector<float> vb = make_operand<float>(s.k, s.n, b_rows, 2, gen, b);
-      std::vector<float> start(static_cast<std::size_t>(s.m * s.n));
-      for (float& x : start) x = static_cast<float>(gen.uniform());
-      std::vector<float> one;
+      detail::Operand<T> a{}, b{};
+      const std::vector<T> va = make_operand<T>(s.m, s.k, a_rows, 1, gen, a);
+      const std::vector<T> vb = make_operand<T>(s.k, s.n, b_rows, 2, gen, b);
+      std::vector<T> start(static_cast<std::size_t>(s.m * s.n));
+      for (T& x : start) x = static_cast<T>(gen.uniform());
+      std::vector<T> one;
       for (int threads : {1, 2, 3, 4, 8}) {
         set_num_threads(threads);
-        std::vector<float> c = start;
+        std::vector<T> c = start;
         if (accumulate)
-          detail::gemm_add<float>(s.m, s.n, s.k, a, b, c.data(), s.n);
+          detail::gemm_add<T>(s.m, s.n, s.k, a, b, c.data(), s.n);
         else
-          detail::gemm<float>(s.m, s.n, s.k, a, b, c.data(), s.n);
+          detail::gemm<T>(s.m, s.n, s.k, a, b, c.data(), s.n);
         INFO("m " << s.m << " n " << s.n << " k " << s.k << " A row-major " << a_rows
                   << ", B row-major " << b_rows << ", accumulate " << accumulate << ", " << threads
                   << " threads");
@@ -203,25 +202,41 @@ TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 
         }
         REQUIRE(c == one);
       }
-      // The bound of check_shape, against a sum in double (its own error is far below it).
-      const double eps = std::numeric_limits<float>::epsilon();
-      double worst = 0;  // largest error / bound
+      // The bound of check_shape, against a sum in long double.
+      const long double eps = std::numeric_limits<T>::epsilon();
+      long double worst = 0;  // largest error / bound
       for (std::int64_t i = 0; i < s.m; ++i)
         for (std::int64_t j = 0; j < s.n; ++j) {
           const std::size_t idx = std::size_t(i * s.n + j);
-          double exact = accumulate ? start[idx] : 0, scale = accumulate ? std::abs(start[idx]) : 0;
+          long double exact = accumulate ? start[idx] : 0;
+          long double scale = accumulate ? std::abs(start[idx]) : 0;
           for (std::int64_t p = 0; p < s.k; ++p) {
-            const double t = double(at(a, i, p)) * double(at(b, p, j));
+            const long double t = static_cast<long double>(at(a, i, p)) * at(b, p, j);
             exact += t;
             scale += std::abs(t);
           }
-          const double bound = 4 * double(s.k + 1) * eps * scale + 1e-300;
-          worst = std::max(worst, std::abs(double(one[idx]) - exact) / bound);
+          const long double bound = 4 * (s.k + 1) * eps * scale + 1e-300L;
+          worst = std::max(worst, std::abs(one[idx] - exact) / bound);
         }
       INFO("m " << s.m << " n " << s.n << " k " << s.k << " layout " << layout);
       CHECK(worst <= 1);
     }
   }
+}
+
+TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 3, 4 and 8 threads",
+          "[gemm][parallel]") {
+  SECTION("float") {
+    check_threads<float>({{600, 784, 64},
+                          {61, 1000, 700},
+                          {300, 70, 2500},
+                          {1100, 1500, 16},
+                          {600, 150, 300},
+                          {301, 64, 128},
+                          {64, 300, 100}});
+  }
+  // Double's panels are half as wide: other partial panels and part edges.
+  SECTION("double") { check_threads<double>({{301, 64, 128}, {64, 300, 100}, {90, 1001, 40}}); }
 }
 
 TEST_CASE("gemm: k = 0 writes zeros or leaves C, m = 0 or n = 0 touches nothing", "[gemm]") {

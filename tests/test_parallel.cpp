@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // parallel.hpp: the thread pool runs every block exactly once, and training gives bitwise the
-// same model with 1, 2, 3, 4 and 8 threads (each tile of a product is one single-threaded
-// product, and the tiles do not depend on the thread count).
+// same model with 1, 2, 3, 4 and 8 threads (products through our kernel are cut into one part
+// per thread, and each element is the same chain of FMAs wherever the cut falls; SGD updates
+// each element alone).
 #include <atomic>
 #include <backprop/backprop.hpp>
 #include <catch2/catch.hpp>
@@ -70,7 +71,7 @@ TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", 
 
 TEST_CASE("Training is bitwise identical with 1, 2, 3, 4 and 8 threads", "[parallel]") {
   OneThreadAfter restore;
-  for (Index batch : {64, 100, 256}) {  // at 256 the first layer's products are cut in tiles
+  for (Index batch : {64, 100, 256}) {  // every product but the last layer's is split
     INFO("batch " << batch);
     const std::vector<float> one = train_steps(1, batch);
     for (int threads : {2, 3, 4, 8}) {

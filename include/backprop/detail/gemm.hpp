@@ -35,15 +35,19 @@ struct Operand {
 //  - Eigen's kernel sums the last rows of a block in another order than the others, so its
 //    cut must not move with the thread count: tiles whose size depends on the shape alone
 //    (at most kEigenColTiles blocks of columns x blocks of kEigenTileRows rows; few, since
-//    Eigen packs both operands of each tile), each thread one contiguous run (run_tiles).
+//    Eigen packs both operands of each tile), each thread one contiguous run (run_tiles),
+//    and only for products of kEigenParallelMinFlops or more.
 // Why 2 MFLOP (about 10 us of one core): it splits every product of the reference models but
 // their last layer's, and with it both trained 1.3-1.7x faster on 2 idle Zen 5 cores than on
 // one (docs/benchmarks.md). Other thresholds were not compared with this design.
-inline constexpr double kParallelMinFlops = 2e6;
+// Eigen's tiles cost one thread 8-19% of a dW (benchmarks.md), whatever the thread count, so
+// through Eigen only products of kEigenParallelMinFlops or more are cut (as before session 7).
+inline constexpr double kParallelMinFlops = 2e6, kEigenParallelMinFlops = 50e6;
 inline constexpr std::int64_t kEigenTileRows = 1024, kEigenColTiles = 4;
 
-inline bool parallel_product(std::int64_t m, std::int64_t n, std::int64_t k) {
-  return 2.0 * double(m) * double(n) * double(k) >= kParallelMinFlops;
+inline bool parallel_product(std::int64_t m, std::int64_t n, std::int64_t k,
+                             double min_flops = kParallelMinFlops) {
+  return 2.0 * double(m) * double(n) * double(k) >= min_flops;
 }
 
 // Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
@@ -148,20 +152,23 @@ inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T
 
 // gemm_direct (gemm_kernel.hpp), on the pool's threads when the product is large: C is cut
 // along its longer side (which also cuts the larger of A and B), into whole row tiles or
-// whole panels of columns, so that every part runs at the speed of the whole.
+// whole panels of columns, so that every part runs at the speed of the whole. B's partial
+// last panel is copied once, here on the caller (a helper's copy would allocate whenever it
+// first ran that part, deep into training), and shared by the parts.
 template <typename T>
 void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
                           const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
                           bool accumulate) {
+  const TailPanel<T> tail = tail_panel(n, k, b, ldb, b_padded);
   if (!parallel_product(m, n, k) || thread_pool().size() == 1)
-    return gemm_direct<T>(m, n, k, a, b, ldb, b_padded, c, accumulate);
+    return gemm_direct<T>(m, n, k, a, b, ldb, tail, c, accumulate);
   auto rows = [&](std::int64_t i, std::int64_t end) {
-    gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb, b_padded,
+    gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb, tail,
                    {c.data + i * c.rs, c.rs, c.cs}, accumulate);
   };
+  // Every part but the last is whole panels; the last ends with B's tail, as the whole does.
   auto cols = [&](std::int64_t j, std::int64_t end) {
-    gemm_direct<T>(m, end - j, k, a, b + j, ldb, b_padded, {c.data + j * c.cs, c.rs, c.cs},
-                   accumulate);
+    gemm_direct<T>(m, end - j, k, a, b + j, ldb, tail, {c.data + j * c.cs, c.rs, c.cs}, accumulate);
   };
   if (m >= n)
     run_parts(m, kMR, rows);
@@ -220,7 +227,7 @@ void gemm_add(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& 
   // Eigen packs both operands of every call (A once per column tile, B once per row tile),
   // so its tiles are few: at most kEigenColTiles blocks of columns (whole vectors) x blocks
   // of kEigenTileRows rows.
-  const bool large = parallel_product(m, n, k);
+  const bool large = parallel_product(m, n, k, kEigenParallelMinFlops);
   const std::int64_t rows = large ? kEigenTileRows : m;
   const std::int64_t cols = large ? ((n + kEigenColTiles - 1) / kEigenColTiles + 15) / 16 * 16 : n;
   auto tile = [&](std::int64_t i, std::int64_t j, std::int64_t tm, std::int64_t tn) {

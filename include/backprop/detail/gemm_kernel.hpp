@@ -195,30 +195,41 @@ inline std::int64_t copy_padded(std::int64_t rows, std::int64_t cols, const At& 
   return ld;
 }
 
-// C (m x n) (+)= A (m x k) B (k x n); B's rows are contiguous (row stride ldb), A and C may
-// have any strides. With b_padded, each row of B may be read up to n rounded up to whole
-// vectors (what the padding holds reaches only columns that are not stored); otherwise a
-// partial last vector is copied to a padded panel first.
+// B's last panel, the columns after the last full panel (fewer than kNV vectors): in place
+// if its vectors may be read whole (with b_padded, each row of B may be read up to n rounded
+// up to whole vectors; what the padding holds reaches only columns that are not stored), else
+// copied with zeros after its last column into this thread's buffer, which keeps its capacity.
 template <typename T>
-inline void gemm_direct(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
-                        const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
-                        bool accumulate) {
+struct TailPanel {
+  const T* data;
+  std::int64_t ld;
+};
+template <typename T>
+inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const T* b, std::int64_t ldb,
+                               bool b_padded) {
   constexpr int W = Simd<T>::W, P = kNV * W;  // P: a full panel's columns
   const std::int64_t full = n / P * P, tail = n - full;
-  // The tail panel: in place if its vectors may be read whole, else copied with zeros after
-  // its last column. One copy per call (k x fewer than P elements), shared by its row tiles.
   const T* tail_b = b + full;
-  std::int64_t tail_ld = ldb;
+  if (tail == 0 || tail % W == 0 || b_padded) return {tail_b, ldb};
   thread_local std::vector<T> padded;
-  if (tail > 0 && tail % W != 0 && !b_padded) {
-    tail_ld = copy_padded(
-        k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * ldb + j]; }, padded);
-    tail_b = padded.data();
-  }
+  const std::int64_t ld = copy_padded(
+      k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * ldb + j]; }, padded);
+  return {padded.data(), ld};
+}
+
+// C (m x n) (+)= A (m x k) B (k x n); B's rows are contiguous (row stride ldb), A and C may
+// have any strides; `tail` is tail_panel(n, ...) of the same B. One copy of the tail (k x fewer
+// than P elements) serves all row tiles, and all the parts that threads compute.
+template <typename T>
+inline void gemm_direct(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
+                        const T* b, std::int64_t ldb, const TailPanel<T>& tail_b,
+                        const Strided<T>& c, bool accumulate) {
+  constexpr int W = Simd<T>::W, P = kNV * W;
+  const std::int64_t full = n / P * P, tail = n - full;
   for (std::int64_t j = 0; j < full; j += P)
     gemm_panel<T, kNV>(m, k, a, b + j, ldb, {c.data + j * c.cs, c.rs, c.cs}, P, accumulate);
   if (tail > 0)
-    gemm_narrow_panel<T>(static_cast<int>((tail + W - 1) / W), m, k, a, tail_b, tail_ld,
+    gemm_narrow_panel<T>(static_cast<int>((tail + W - 1) / W), m, k, a, tail_b.data, tail_b.ld,
                          {c.data + full * c.cs, c.rs, c.cs}, tail, accumulate);
 }
 

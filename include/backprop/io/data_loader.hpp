@@ -169,13 +169,16 @@ class DataLoader {
 #if defined(__GNUC__) || defined(__clang__)
     const std::size_t bytes =
         static_cast<std::size_t>(detail::sample_numel(images_->shape())) * sizeof(T);
-    const char* base = reinterpret_cast<const char*>(images_->data());
+    const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(images_->data());
     const Index* rows = served().data() + b * batch_size_;
     const Index count =
         std::min(batch_size_, static_cast<Index>(served().size()) - b * batch_size_);
-    for (Index i = 0; i < count; ++i)
-      for (std::size_t o = 0; o < bytes; o += 64)
-        __builtin_prefetch(base + static_cast<std::size_t>(rows[i]) * bytes + o, 0, 1);
+    for (Index i = 0; i < count; ++i) {
+      // Every 64-byte line the row touches, from the line its first byte is in.
+      const std::uintptr_t row = base + static_cast<std::uintptr_t>(rows[i]) * bytes;
+      for (std::uintptr_t line = row & ~std::uintptr_t(63); line < row + bytes; line += 64)
+        __builtin_prefetch(reinterpret_cast<const void*>(line), 0, 1);
+    }
 #else
     (void)b;
 #endif
