@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "detail/gemm.hpp"
+#include "detail/thread_pool.hpp"
 #include "module.hpp"
 #include "optimizer.hpp"
 // StepLR, which reference 1 uses with SGD, lives with the other schedules; included here so
@@ -96,11 +96,9 @@ class SGD : public Optimizer<T> {
   static constexpr Index kParallelMinElements = 16384;
 
   // One pass over n elements: each is read and written once (Eigen expressions took two
-  // passes and read p again for the weight decay even when it is 0). A function of plain
-  // pointers and values, so that the loop vectorizes (a lambda's captured references may
-  // alias the data and be reloaded on every element).
-  static void update(const Rule& r_in, T* p, const T* g, T* buf, std::int64_t n) {
-    const Rule r = r_in;
+  // passes and read p again for the weight decay even when it is 0). The rule comes by value,
+  // so the loop reads nothing through a reference that could alias the data it writes.
+  static void update(Rule r, T* p, const T* g, T* buf, std::int64_t n) {
     for (std::int64_t j = 0; j < n; ++j) {
       const T d = r.wd != 0 ? g[j] + r.wd * p[j] : g[j];  // d_p
       if (!r.momentum_on) {

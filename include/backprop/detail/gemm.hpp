@@ -30,8 +30,9 @@ struct Operand {
 // (thread_pool.hpp); a smaller one runs whole on the caller. The result is bitwise the same
 // for any number of threads:
 //  - through our kernel (gemm_kernel.hpp) each element of C is one chain of FMAs over k,
-//    wherever C is cut, so C is cut into one contiguous part per thread (run_parts): each
-//    thread runs one efficient product over its part, and one thread runs the whole;
+//    wherever C is cut, so C is cut into one contiguous part per thread (run_parts,
+//    thread_pool.hpp): each thread runs one efficient product over its part, and one thread
+//    runs the whole;
 //  - Eigen's kernel sums the last rows of a block in another order than the others, so its
 //    cut must not move with the thread count: tiles whose size depends on the shape alone
 //    (at most kEigenColTiles blocks of columns x blocks of kEigenTileRows rows; few, since
@@ -50,32 +51,9 @@ inline bool parallel_product(std::int64_t m, std::int64_t n, std::int64_t k,
   return 2.0 * double(m) * double(n) * double(k) >= min_flops;
 }
 
-// Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
-// `align` elements per thread), each a multiple of `align` long except the last, and calls
-// part(begin, end) for each on the pool's threads, the caller the first. Only for work whose
-// result does not depend on where it is cut. With one helper on time (two threads), each core
-// computes the same part of every step, from the same data, and keeps it in its own cache.
-template <typename F>
-void run_parts(std::int64_t total, std::int64_t align, F& part) {
-  struct Ctx {
-    F* part;
-    std::int64_t total, align, units, parts;
-  } ctx{&part, total, align, (total + align - 1) / align, 0};
-  ctx.parts = std::min<std::int64_t>(ctx.units, thread_pool().size());
-  thread_pool().run(
-      ctx.parts,
-      [](void* p, std::int64_t i) {
-        const Ctx& c = *static_cast<Ctx*>(p);
-        const std::int64_t begin = i * c.units / c.parts * c.align;
-        const std::int64_t end = std::min(c.total, (i + 1) * c.units / c.parts * c.align);
-        (*c.part)(begin, end);
-      },
-      &ctx);
-}
-
 // Cuts C (m x n) into tiles of `rows` x `cols` (the last ones smaller) and calls
 // tile(i, j, tile_m, tile_n) for each, on the pool's threads: one contiguous run of tiles per
-// thread, the caller the first (as run_parts, for the same reason).
+// thread, the caller the first (as run_parts in thread_pool.hpp, for the same reason).
 template <typename F>
 void run_tiles(std::int64_t m, std::int64_t n, std::int64_t rows, std::int64_t cols, F& tile) {
   const std::int64_t col_tiles = (n + cols - 1) / cols;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// backprop: the thread pool behind set_num_threads() and Linear's large products (parallel.hpp).
+// backprop: the thread pool behind set_num_threads(), Linear's large products and SGD's updates
 #pragma once
 
 #include <algorithm>
@@ -189,6 +189,29 @@ class ThreadPool {
 inline ThreadPool& thread_pool() {
   static ThreadPool& pool = *new ThreadPool;
   return pool;
+}
+
+// Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
+// `align` elements per thread), each a multiple of `align` long except the last, and calls
+// part(begin, end) for each on the pool's threads, the caller the first. Only for work whose
+// result does not depend on where it is cut. With one helper on time (two threads), each core
+// computes the same part of every step, from the same data, and keeps it in its own cache.
+template <typename F>
+void run_parts(std::int64_t total, std::int64_t align, F& part) {
+  struct Ctx {
+    F* part;
+    std::int64_t total, align, units, parts;
+  } ctx{&part, total, align, (total + align - 1) / align, 0};
+  ctx.parts = std::min<std::int64_t>(ctx.units, thread_pool().size());
+  thread_pool().run(
+      ctx.parts,
+      [](void* p, std::int64_t i) {
+        const Ctx& c = *static_cast<Ctx*>(p);
+        const std::int64_t begin = i * c.units / c.parts * c.align;
+        const std::int64_t end = std::min(c.total, (i + 1) * c.units / c.parts * c.align);
+        (*c.part)(begin, end);
+      },
+      &ctx);
 }
 
 }  // namespace detail
