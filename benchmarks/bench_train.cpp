@@ -559,10 +559,15 @@ int run(const Options& o) {
   std::printf("bench_train: %s\n", bench::cpu_model().c_str());
   std::printf("  build: %s; %s\n", bench::compiler().c_str(), bench::eigen_flags().c_str());
   std::printf(
-      "  threads: backprop's pool (parallel.hpp), products of >= %.0f MFLOP cut in one part "
+      "  threads: %s, products of >= %.0f MFLOP cut in one part "
       "per thread (through Eigen's kernel: from %.0f MFLOP, tiles of at most %d rows, the "
       "columns cut in %d blocks); "
       "first layer's input gradient skipped (set_input_requires_grad(false))\n",
+#if defined(BACKPROP_BENCH_OPENMP) && defined(_OPENMP)
+      "OpenMP's threads in place of the pool's helpers (bench_train_omp)",
+#else
+      "backprop's pool (parallel.hpp)",
+#endif
       detail::kParallelMinFlops / 1e6, detail::kEigenParallelMinFlops / 1e6,
       static_cast<int>(detail::kEigenTileRows), static_cast<int>(detail::kEigenColTiles));
   const bench::Peak peak = bench::measure_peak();

@@ -62,6 +62,16 @@ class ThreadPool {
   // call from several threads at once, and from inside fn: only one caller at a time uses
   // the helpers, the others run their blocks themselves.
   void run(std::int64_t n, void (*fn)(void*, std::int64_t), void* ctx) {
+#if defined(BACKPROP_BENCH_OPENMP) && defined(_OPENMP)
+    // benchmarks/bench_train_omp only (docs/benchmarks.md, the OpenMP head-to-head): the
+    // same blocks on OpenMP's threads, one block per thread if n is the thread count. Not
+    // a supported option: no exception may leave fn, and the helpers above sit idle.
+    if (n > 1 && size() > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(size())
+      for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      return;
+    }
+#endif
     // Another thread (or a nested call) already owns the pool: run serially, touch nothing.
     if (helpers_.empty() || n <= 1 || busy_.exchange(true)) {
       for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
