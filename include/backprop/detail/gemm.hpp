@@ -179,13 +179,11 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
   }
   thread_local std::vector<T> packed;  // row-major, rows padded with zeros to whole vectors
   if (m <= n) {                        // A^T (k x m) packed; C^T = B^T A^T
-    const std::int64_t ld = copy_padded(
-        k, m, [&](std::int64_t i, std::int64_t j) { return a.data[j * a.stride + i]; }, packed);
+    const std::int64_t ld = copy_transposed(k, m, a.data, a.stride, packed);
     gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
                             accumulate);
   } else {  // B (k x n) packed
-    const std::int64_t ld = copy_padded(
-        k, n, [&](std::int64_t i, std::int64_t j) { return b.data[j * b.stride + i]; }, packed);
+    const std::int64_t ld = copy_transposed(k, n, b.data, b.stride, packed);
     gemm_direct_parallel<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
   }
 }
