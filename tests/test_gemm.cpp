@@ -121,28 +121,30 @@ TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_sha
 #if BACKPROP_GEMM_KERNEL
 // The packed transposes (copy_transposed: whole 8 x 8 or 4 x 4 blocks in registers, the
 // edges element by element) against the definition, every remainder of the blocks on both
-// sides, a source with a row stride wider than its rows, and the zero padding to whole vectors.
+// sides, sources whose row stride equals or exceeds their rows, and the zero padding to whole
+// vectors.
 template <typename T>
 void check_copy_transposed() {
-  std::vector<T> out;
   for (std::int64_t rows = 1; rows <= 19; ++rows)
-    for (std::int64_t cols = 1; cols <= 37; cols += 3) {
-      const std::int64_t stride = rows + 5;
-      std::vector<T> src(static_cast<std::size_t>(cols * stride));
-      for (std::size_t i = 0; i < src.size(); ++i) src[i] = T(i) + T(0.5);
-      out.assign(3, T(-1));  // stale contents must not survive
-      const std::int64_t ld = detail::copy_transposed(rows, cols, src.data(), stride, out);
-      INFO("rows " << rows << ", cols " << cols);
-      REQUIRE(ld >= cols);
-      REQUIRE(ld % detail::Simd<T>::W == 0);
-      REQUIRE(out.size() == static_cast<std::size_t>(rows * ld));
-      bool same = true;
-      for (std::int64_t i = 0; i < rows; ++i)
-        for (std::int64_t j = 0; j < ld; ++j)
-          same = same && out[static_cast<std::size_t>(i * ld + j)] ==
-                             (j < cols ? src[static_cast<std::size_t>(j * stride + i)] : T(0));
-      CHECK(same);
-    }
+    for (std::int64_t cols = 1; cols <= 37; cols += 3)
+      for (const std::int64_t stride : {rows, rows + 5}) {
+        // src exactly as large as it must be (AddressSanitizer catches a read past it); out
+        // larger than needed and full of stale values, which must not survive.
+        std::vector<T> src(static_cast<std::size_t>((cols - 1) * stride + rows));
+        for (std::size_t i = 0; i < src.size(); ++i) src[i] = T(i) + T(0.5);
+        std::vector<T> out(4096, T(-1));
+        const std::int64_t ld = detail::copy_transposed(rows, cols, src.data(), stride, out);
+        INFO("rows " << rows << ", cols " << cols << ", stride " << stride);
+        REQUIRE(ld >= cols);
+        REQUIRE(ld % detail::Simd<T>::W == 0);
+        REQUIRE(out.size() == static_cast<std::size_t>(rows * ld));
+        bool same = true;
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < ld; ++j)
+            same = same && out[static_cast<std::size_t>(i * ld + j)] ==
+                               (j < cols ? src[static_cast<std::size_t>(j * stride + i)] : T(0));
+        CHECK(same);
+      }
 }
 TEST_CASE("gemm_kernel.hpp: the packed transposes are exact, edges and padding included",
           "[gemm]") {
