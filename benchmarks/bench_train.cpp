@@ -19,9 +19,13 @@
 //   4. splits one instrumented epoch's step time into GEMMs, Linear's other work, BatchNorm,
 //      ReLU, loss, data and optimizer (GEMM time: the layer's three products re-timed
 //      alone at the same shapes);
-//   5. relates the GEMM flops to the FMA peak it measured at start-up, and reports the
-//      peak resident memory (getrusage ru_maxrss; one process per configuration gives a
-//      per-configuration figure, as compare.sh does).
+//   5. relates the GEMM flops to the FMA peak it measured at start-up, and each epoch's to
+//      the peak timed right after that epoch (on a shared host the core's speed drifts), and
+//      reports the peak resident memory (getrusage ru_maxrss; one process per configuration
+//      gives a per-configuration figure, as compare.sh does);
+//   6. with threads, counts what the pool did with the timed epochs' products: shared with
+//      the helpers, of those how many waited for a late helper, and how many ran on one
+//      thread because of the backoff that follows (detail/thread_pool.hpp).
 // Lines starting with "RESULT " are for scripts (compare.sh); the rest is for people.
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
@@ -445,7 +449,10 @@ struct Result {
   std::vector<double> epoch_walls;  // every timed epoch, in order
   int partial = 0;                  // epochs cut by the budget and extrapolated
   double train_sps, infer_sps, gflops, useful_gflops, peak_pct, rss_mib, final_loss;
-  double cpu_gflops;  // flops as run / process CPU time: the rate while running
+  double peak_now_pct;     // median over epochs: the epoch's GFLOP/s / peak_now(threads) after it
+  double peak_now_gflops;  // median of those peaks
+  detail::ThreadPool::Stats pool;  // over the timed epochs
+  double cpu_gflops;               // flops as run / process CPU time: the rate while running
   Split split;
 };
 
@@ -458,12 +465,13 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   std::unique_ptr<SGD<float>> opt = make_optimizer(name, m);
   CrossEntropyLoss<float> criterion;
   DataLoader<float> loader(data, batch_size, /*shuffle=*/true, /*seed=*/1);
-  std::vector<double> wall, cpu;
+  std::vector<double> wall, cpu, peak_now;
   double loss = 0;
   int partial = 0;
   if (o.warmup_steps > 0)  // warm caches and the allocator before the first timed epoch
     train_epoch(m, *opt, criterion, loader, 1000, o.budget, o.warmup_steps);
   for (int e = 0; e < o.warmup + o.epochs; ++e) {
+    if (e == o.warmup) detail::thread_pool().reset_stats();
     const EpochTime t =
         train_epoch(m, *opt, criterion, loader, static_cast<std::uint64_t>(e), o.budget);
     if (!std::isfinite(t.mean_loss)) throw std::runtime_error(name + ": the loss diverged");
@@ -472,8 +480,10 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
       wall.push_back(t.wall);
       cpu.push_back(t.cpu);
       partial += t.partial;
+      peak_now.push_back(bench::peak_now(threads));
     }
   }
+  const detail::ThreadPool::Stats pool = detail::thread_pool().stats();
   Result r{};
   r.partial = partial;
   r.model = name;
@@ -489,6 +499,12 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   r.gflops = f.train_per_sample * samples / r.epoch.median / 1e9;
   r.useful_gflops = f.useful_per_sample * samples / r.epoch.median / 1e9;
   r.peak_pct = 100 * r.gflops / (peak.per_core * threads);
+  std::vector<double> pct_now;
+  for (std::size_t e = 0; e < wall.size(); ++e)
+    pct_now.push_back(100 * f.train_per_sample * samples / wall[e] / 1e9 / peak_now[e]);
+  r.peak_now_pct = bench::stats(pct_now).median;
+  r.peak_now_gflops = bench::stats(peak_now).median;
+  r.pool = pool;
   r.cpu_gflops = f.train_per_sample * samples / r.cpu.median / 1e9;
 
   DataLoader<float> infer_loader(data, batch_size);
@@ -522,6 +538,18 @@ void print_result(const Result& r, const bench::Peak& peak) {
       "(%.0f%% of one core's peak)\n",
       r.gflops, r.peak_pct, r.threads, peak.per_core, r.useful_gflops, r.cpu_gflops,
       100 * r.cpu_gflops / peak.per_core);
+  std::printf(
+      "         %.0f%% of the peak of %d thread(s) timed after each epoch (median over the "
+      "epochs, whose peaks had a median of %.0f GFLOP/s: the host's speed drifts)\n",
+      r.peak_now_pct, r.threads, r.peak_now_gflops);
+  if (r.threads > 1) {
+    const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
+    std::printf(
+        "  pool   %ld products shared between the threads, %ld of them waited for a late "
+        "helper (%.1f%%); %ld more ran on one thread, backing off after one\n",
+        static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
+        100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone));
+  }
   if (!r.split.us.empty()) {
     double total = 0;
     for (const auto& kv : r.split.us) total += kv.second;
@@ -538,10 +566,14 @@ void print_result(const Result& r, const bench::Peak& peak) {
   std::printf(
       "RESULT impl=ours model=%s batch=%ld threads=%d epoch_s=%.4f epoch_min=%.4f "
       "epoch_max=%.4f epochs=%zu train_sps=%.0f infer_sps=%.0f gflops=%.1f "
-      "peak_pct=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f partial=%d",
+      "peak_pct=%.1f peak_now_pct=%.1f peak_now=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f "
+      "partial=%d "
+      "pool_shared=%ld pool_late=%ld pool_alone=%ld",
       r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
-      r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.cpu_gflops,
-      r.rss_mib, r.cpu.median, r.partial);
+      r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.peak_now_pct,
+      r.peak_now_gflops, r.cpu_gflops, r.rss_mib, r.cpu.median, r.partial,
+      static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
+      static_cast<long>(r.pool.alone));
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);
@@ -594,11 +626,12 @@ int run(const Options& o) {
 
   std::printf(
       "\n| model | batch | threads | s/epoch (median [min, max]) | train samples/s | "
-      "infer samples/s | GFLOP/s | %% of peak |\n|---|---|---|---|---|---|---|---|\n");
+      "infer samples/s | GFLOP/s | %% of peak | %% of the peak beside |\n"
+      "|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results)
-    std::printf("| %s | %ld | %d | %.3f [%.3f, %.3f] | %.0f | %.0f | %.0f | %.0f |\n",
+    std::printf("| %s | %ld | %d | %.3f [%.3f, %.3f] | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
                 r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
-                r.epoch.max, r.train_sps, r.infer_sps, r.gflops, r.peak_pct);
+                r.epoch.max, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.peak_now_pct);
   return 0;
 }
 

@@ -168,6 +168,32 @@ inline Peak measure_peak() {
   return p;
 }
 
+/// The FMA peak of `threads` threads at once right now, by wall time (aggregate): the best of
+/// three ~20 ms runs. Timed beside each epoch, since on a shared host the cores' speed drifts
+/// (by 10-30% within one run, AMD EPYC Zen 5 under KVM), and two vCPUs sometimes give
+/// little more than one core's peak between them.
+inline double peak_now(int threads) {
+  constexpr std::int64_t kIters = 10'000'000;
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    std::vector<float> sinks(static_cast<std::size_t>(threads));
+    std::vector<double> flops(static_cast<std::size_t>(threads));
+    std::vector<std::thread> others;
+    const double w0 = wall();
+    for (int t = 1; t < threads; ++t)
+      others.emplace_back(
+          [&, t] { flops[std::size_t(t)] = fma_loop(kIters, &sinks[std::size_t(t)]); });
+    flops[0] = fma_loop(kIters, &sinks[0]);
+    for (std::thread& t : others) t.join();
+    const double w = wall() - w0;
+    double total = 0, sink = 0;
+    for (int t = 0; t < threads; ++t) total += flops[std::size_t(t)], sink += sinks[std::size_t(t)];
+    best = std::max(best, total / w / 1e9);
+    if (sink == 12345.0) std::fputs("", stderr);  // keep the loops observable
+  }
+  return best;
+}
+
 // --- build and machine facts -------------------------------------------------------------
 inline std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");

@@ -54,6 +54,7 @@ TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", 
   for (int threads : {1, 2, 3}) {
     set_num_threads(threads);
     CHECK(get_num_threads() == threads);
+    detail::thread_pool().reset_stats();
     for (std::int64_t n = 0; n < 40; ++n) {
       for (int repeat = 0; repeat < 25; ++repeat) {
         std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
@@ -66,6 +67,14 @@ TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", 
         for (std::int64_t i = 0; i < n; ++i) REQUIRE(hits[std::size_t(i)].load() == 1);
       }
     }
+    // The benchmarks' statistics: every job of two blocks or more (38 sizes x 25) was either
+    // shared with the helpers or, backing off after a late helper, run alone.
+    const detail::ThreadPool::Stats stats = detail::thread_pool().stats();
+    INFO(threads << " threads: shared " << stats.shared << ", late " << stats.late << ", alone "
+                 << stats.alone);
+    CHECK(stats.shared + stats.alone == (threads == 1 ? 0 : 38 * 25));
+    CHECK(stats.late <= stats.shared);
+    CHECK((threads == 1 || stats.shared > 0));
   }
 }
 

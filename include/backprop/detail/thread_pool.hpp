@@ -39,6 +39,17 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(helpers_.size()) + 1; }
 
+  // What run() did with the jobs it was given since the last reset_stats() (for benchmarks:
+  // why two threads were not twice as fast). Jobs of one block, and jobs that found the pool
+  // taken, are not counted.
+  struct Stats {
+    std::int64_t shared = 0;  // handed to the helpers
+    std::int64_t late = 0;    // of those, the caller waited for a helper longer than it worked
+    std::int64_t alone = 0;   // run by the caller alone, backing off after a late helper
+  };
+  Stats stats() const { return {shared_.load(), late_.load(), alone_.load()}; }
+  void reset_stats() { shared_ = late_ = alone_ = 0; }
+
   // The caller plus threads - 1 helpers. Not while run() is in progress.
   void resize(int threads) {
     {
@@ -83,6 +94,7 @@ class ThreadPool {
     } release{busy_};
     if (serial_runs_ > 0) {
       --serial_runs_;
+      alone_.fetch_add(1, std::memory_order_relaxed);
       for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
       return;
     }
@@ -100,6 +112,7 @@ class ThreadPool {
       generation_.fetch_add(1);
     }
     if (sleepers_.load() > 0) wake_.notify_all();
+    shared_.fetch_add(1, std::memory_order_relaxed);
     const Clock::time_point start = Clock::now();
     run_block(job, job.begin);
     work(job);
@@ -117,6 +130,7 @@ class ThreadPool {
     if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
       serial_runs_ = backoff_;
       backoff_ = std::min(2 * backoff_, kMaxBackoff);
+      late_.fetch_add(1, std::memory_order_relaxed);
     } else {
       backoff_ = kMinBackoff;
     }
@@ -189,7 +203,8 @@ class ThreadPool {
   std::atomic<std::int64_t> finished_{0};
   int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only (the busy_ owner)
   std::atomic<bool> busy_{false};                // a thread is in run()'s parallel path
-  std::exception_ptr error_;                     // first exception of the current job
+  std::atomic<std::int64_t> shared_{0}, late_{0}, alone_{0};  // stats()
+  std::exception_ptr error_;                                  // first exception of the current job
 };
 
 // The pool every layer shares, created on first use and never destroyed: a layer used from
