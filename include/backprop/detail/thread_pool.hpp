@@ -27,8 +27,11 @@ namespace detail {
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
 //    late 14x more often than with 1 ms);
 //  - when a helper was late anyway (the caller waited longer than its own share took, e.g.
-//    because the helper was descheduled mid-block), the next runs skip the helpers, for
-//    twice as many runs each time it happens again.
+//    because the helper was descheduled mid-block) for the second time within kLateWindow
+//    shared runs, the next runs skip the helpers, for twice as many runs each time it
+//    happens again. One late helper is no sign of a busy core: on a shared host 0.2-1.3% of
+//    the runs of an idle one were late, and backing off after each of them put 7-31% of the
+//    runs on one thread (bench_train's pool statistics, docs/benchmarks.md).
 // The blocks are the same whoever runs them, so the results do not depend on any of this.
 class ThreadPool {
  public:
@@ -61,6 +64,7 @@ class ThreadPool {
     helpers_.clear();
     serial_runs_ = 0;
     backoff_ = kMinBackoff;
+    last_late_ = shared_runs_ - kLateWindow - 1;
     stop_.store(false);
     // A new helper starts from the current generation: the last job is finished.
     for (int i = 1; i < threads; ++i)
@@ -127,10 +131,14 @@ class ThreadPool {
       error_ = nullptr;
       std::rethrow_exception(e);
     }
+    ++shared_runs_;
     if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
-      serial_runs_ = backoff_;
-      backoff_ = std::min(2 * backoff_, kMaxBackoff);
       late_.fetch_add(1, std::memory_order_relaxed);
+      if (shared_runs_ - last_late_ <= kLateWindow) {
+        serial_runs_ = backoff_;
+        backoff_ = std::min(2 * backoff_, kMaxBackoff);
+      }
+      last_late_ = shared_runs_;
     } else {
       backoff_ = kMinBackoff;
     }
@@ -140,6 +148,7 @@ class ThreadPool {
   using Clock = std::chrono::steady_clock;
   static constexpr std::chrono::microseconds kPoll{1000};
   static constexpr int kMinBackoff = 32, kMaxBackoff = 8192;
+  static constexpr std::int64_t kLateWindow = 64;
 
   struct Job {
     void (*fn)(void*, std::int64_t) = nullptr;
@@ -201,8 +210,9 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};              // helpers waiting on wake_
   std::atomic<std::int64_t> next_{0};
   std::atomic<std::int64_t> finished_{0};
-  int serial_runs_ = 0, backoff_ = kMinBackoff;  // the caller's only (the busy_ owner)
-  std::atomic<bool> busy_{false};                // a thread is in run()'s parallel path
+  int serial_runs_ = 0, backoff_ = kMinBackoff;              // the caller's only (the busy_ owner)
+  std::int64_t shared_runs_ = 0, last_late_ = -kLateWindow;  // runs shared; at the last late one
+  std::atomic<bool> busy_{false};                            // a thread is in run()'s parallel path
   std::atomic<std::int64_t> shared_{0}, late_{0}, alone_{0};  // stats()
   std::exception_ptr error_;                                  // first exception of the current job
 };
