@@ -29,8 +29,8 @@ namespace detail {
 //  - when a helper was late anyway (the caller waited longer than its own share took, e.g.
 //    because the helper was descheduled mid-block) for the second time within kLateWindow
 //    shared runs, the next runs skip the helpers, for twice as many runs each time it
-//    happens again. One late helper is no sign of a busy core: on a shared host 0.2-1.3% of
-//    the runs of an idle one were late, and backing off after each of them put 7-31% of the
+//    happens again. One late helper is no sign of a busy core: on a shared host 0.2-2.4% of
+//    the runs of an idle one were late, and backing off after each of them put 6-48% of the
 //    runs on one thread (bench_train's pool statistics, docs/benchmarks.md).
 // The blocks are the same whoever runs them, so the results do not depend on any of this.
 class ThreadPool {
