@@ -23,9 +23,9 @@
 //      the peak timed right after that epoch (on a shared host the core's speed drifts), and
 //      reports the peak resident memory (getrusage ru_maxrss; one process per configuration
 //      gives a per-configuration figure, as compare.sh does);
-//   6. with threads, counts what the pool did with the timed epochs' products: shared with
-//      the helpers, of those how many waited for a late helper, and how many ran on one
-//      thread because of the backoff that follows (detail/thread_pool.hpp).
+//   6. with threads, counts what the pool did with the timed epochs' jobs (products and SGD
+//      updates): shared with the helpers, of those how many waited for a late helper, and
+//      how many ran on one thread during a backoff (detail/thread_pool.hpp).
 // Lines starting with "RESULT " are for scripts (compare.sh); the rest is for people.
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
@@ -545,8 +545,8 @@ void print_result(const Result& r, const bench::Peak& peak) {
   if (r.threads > 1) {
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
-        "  pool   %ld products shared between the threads, %ld of them waited for a late "
-        "helper (%.1f%%); %ld more ran on one thread, backing off after one\n",
+        "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
+        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff\n",
         static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
         100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone));
   }
@@ -626,7 +626,7 @@ int run(const Options& o) {
 
   std::printf(
       "\n| model | batch | threads | s/epoch (median [min, max]) | train samples/s | "
-      "infer samples/s | GFLOP/s | %% of peak | %% of the peak beside |\n"
+      "infer samples/s | GFLOP/s | %% of peak | %% of the peak after each epoch |\n"
       "|---|---|---|---|---|---|---|---|---|\n");
   for (const Result& r : results)
     std::printf("| %s | %ld | %d | %.3f [%.3f, %.3f] | %.0f | %.0f | %.0f | %.0f | %.0f |\n",

@@ -134,6 +134,33 @@ inline double fma_loop(std::int64_t iters, float* sink) {
   return 2.0 * 12.0 * kWidth * static_cast<double>(iters);
 }
 
+/// The FMA peak of `threads` threads at once, by wall time (aggregate): the best of `rounds`
+/// runs of `iters` rounds of the loop on each thread.
+inline double threads_peak(int threads, std::int64_t iters, int rounds) {
+  const auto n = static_cast<std::size_t>(threads);
+  double best = 0;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<float> sinks(n);
+    std::vector<double> flops(n);
+    std::vector<std::thread> others;
+    const double w0 = wall();
+    for (std::size_t t = 1; t < n; ++t)
+      others.emplace_back([&, t] { flops[t] = fma_loop(iters, &sinks[t]); });
+    flops[0] = fma_loop(iters, &sinks[0]);
+    for (std::thread& t : others) t.join();
+    const double w = wall() - w0;
+    double total = 0;
+    float sink = 0;
+    for (std::size_t t = 0; t < n; ++t) {
+      total += flops[t];
+      sink += sinks[t];
+    }
+    best = std::max(best, total / w / 1e9);
+    if (sink == 12345.0f) std::fputs("", stderr);  // keep the loops observable
+  }
+  return best;
+}
+
 struct Peak {
   double per_core = 0;        // GFLOP/s per core, by thread CPU time (immune to time-sharing)
   double per_core_wall = 0;   // the same by wall time (lower when another process runs)
@@ -153,46 +180,16 @@ inline Peak measure_peak() {
     p.per_core = std::max(p.per_core, flops / c / 1e9);
     p.per_core_wall = std::max(p.per_core_wall, flops / w / 1e9);
   }
-  for (int r = 0; r < 3; ++r) {
-    float other_sink = 0;
-    double flops = 0, other_flops = 0;
-    const double w0 = wall();
-    std::thread other([&] { other_flops = fma_loop(iters, &other_sink); });
-    flops = fma_loop(iters, &sink);
-    other.join();
-    const double w = wall() - w0;
-    p.two_cores_wall = std::max(p.two_cores_wall, (flops + other_flops) / w / 1e9);
-    sink += other_sink;
-  }
-  if (sink == 12345.0f) std::fputs("", stderr);  // keep the loops observable
+  if (sink == 12345.0f) std::fputs("", stderr);  // keep the loop observable
+  p.two_cores_wall = threads_peak(2, iters, 3);
   return p;
 }
 
-/// The FMA peak of `threads` threads at once right now, by wall time (aggregate): the best of
-/// three ~20 ms runs. Timed beside each epoch, since on a shared host the cores' speed drifts
-/// (by 10-30% within one run, AMD EPYC Zen 5 under KVM), and two vCPUs sometimes give
-/// little more than one core's peak between them.
-inline double peak_now(int threads) {
-  constexpr std::int64_t kIters = 10'000'000;
-  double best = 0;
-  for (int r = 0; r < 3; ++r) {
-    std::vector<float> sinks(static_cast<std::size_t>(threads));
-    std::vector<double> flops(static_cast<std::size_t>(threads));
-    std::vector<std::thread> others;
-    const double w0 = wall();
-    for (int t = 1; t < threads; ++t)
-      others.emplace_back(
-          [&, t] { flops[std::size_t(t)] = fma_loop(kIters, &sinks[std::size_t(t)]); });
-    flops[0] = fma_loop(kIters, &sinks[0]);
-    for (std::thread& t : others) t.join();
-    const double w = wall() - w0;
-    double total = 0, sink = 0;
-    for (int t = 0; t < threads; ++t) total += flops[std::size_t(t)], sink += sinks[std::size_t(t)];
-    best = std::max(best, total / w / 1e9);
-    if (sink == 12345.0) std::fputs("", stderr);  // keep the loops observable
-  }
-  return best;
-}
+/// The peak of `threads` threads right now: bench_train times it after each epoch, since on
+/// a shared host the cores' speed changes from run to run (start-up peaks of 220-238 GFLOP/s
+/// per core on one AMD EPYC Zen 5 under KVM), and two vCPUs sometimes share one core's peak
+/// (~230 GFLOP/s for both; docs/benchmarks.md).
+inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3); }
 
 // --- build and machine facts -------------------------------------------------------------
 inline std::string cpu_model() {

@@ -3,6 +3,7 @@
 // same model with 1, 2, 3, 4 and 8 threads (products through our kernel are cut into one part
 // per thread, and each element is the same chain of FMAs wherever the cut falls; SGD updates
 // each element alone).
+#include <algorithm>
 #include <atomic>
 #include <backprop/backprop.hpp>
 #include <catch2/catch.hpp>
@@ -125,6 +126,82 @@ TEST_CASE("ThreadPool: a helper runs the block the caller cannot reach", "[paral
     REQUIRE_FALSE(ctx.timed_out);
     REQUIRE(ctx.ran[0] != ctx.ran[1]);
   }
+}
+
+TEST_CASE("ThreadPool's Backoff: a second late helper within 64 shared runs, then doubling",
+          "[parallel]") {
+  detail::Backoff b;
+  CHECK(b.after_shared_run(true) == 0);  // one late helper: no backoff
+  for (int i = 0; i < 63; ++i) CHECK(b.after_shared_run(false) == 0);
+  CHECK(b.after_shared_run(true) == 32);  // a second, 64 runs after the first
+  CHECK(b.after_shared_run(true) == 64);  // the first run after the backoff late again
+  CHECK(b.after_shared_run(false) == 0);  // on time: the length starts again from 32
+  CHECK(b.after_shared_run(true) == 32);  // 2 runs after the last late one
+  for (int i = 0; i < 64; ++i) CHECK(b.after_shared_run(false) == 0);
+  CHECK(b.after_shared_run(true) == 0);  // 65 runs after the last late one: a first again
+  int length = 32;
+  for (int i = 0; i < 12; ++i, length = std::min(2 * length, 8192))
+    CHECK(b.after_shared_run(true) == length);  // late every time: 32, 64, ..., 8192, 8192
+}
+
+TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff", "[parallel]") {
+  OneThreadAfter restore;
+  set_num_threads(2);  // a fresh backoff
+  detail::ThreadPool& pool = detail::thread_pool();
+  pool.reset_stats();
+  // A job whose helper is late for sure: block 0 (the caller's) waits until block 1 has
+  // started on the helper and notes how long that took; block 1 then takes twice as long
+  // plus 200 ms, so the caller waits for it longer than it worked itself (unless the caller
+  // itself is descheduled for 100 ms at that moment).
+  struct Late {
+    std::atomic<bool> started1{false};
+    std::atomic<std::int64_t> worked_us{-1};
+    bool timed_out = false;
+  };
+  const auto late_job = [&pool] {
+    Late ctx;
+    pool.run(
+        2,
+        [](void* p, std::int64_t i) {
+          using Clock = std::chrono::steady_clock;
+          Late& c = *static_cast<Late*>(p);
+          if (i == 1) {
+            c.started1 = true;
+            while (c.worked_us.load() < 0) std::this_thread::yield();
+            std::this_thread::sleep_for(std::chrono::microseconds(2 * c.worked_us.load() + 200000));
+            return;
+          }
+          const Clock::time_point start = Clock::now(), give_up = start + std::chrono::seconds(10);
+          while (!c.started1 && Clock::now() < give_up) std::this_thread::yield();
+          c.timed_out = !c.started1;
+          const auto worked =
+              std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+          c.worked_us = worked.count() + 1;
+        },
+        &ctx);
+    return !ctx.timed_out;
+  };
+  const auto plain_job = [&pool] {
+    pool.run(
+        2, [](void*, std::int64_t) {}, nullptr);
+  };
+  REQUIRE(late_job());
+  detail::ThreadPool::Stats s = pool.stats();
+  CHECK(s.shared == 1);
+  CHECK(s.late == 1);
+  CHECK(s.alone == 0);
+  // The second late job is still shared (one late helper starts no backoff; run alone, its
+  // block 0 would wait in vain for block 1), and then the next 32 jobs run alone.
+  REQUIRE(late_job());
+  s = pool.stats();
+  CHECK(s.shared == 2);
+  CHECK(s.late == 2);
+  for (int i = 0; i < 32; ++i) plain_job();
+  s = pool.stats();
+  CHECK(s.shared == 2);
+  CHECK(s.alone == 32);
+  plain_job();
+  CHECK(pool.stats().shared == 3);
 }
 
 TEST_CASE("ThreadPool: an exception in a block is rethrown after every block returned",

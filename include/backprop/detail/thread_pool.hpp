@@ -26,13 +26,43 @@ namespace detail {
 //    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
 //    late 14x more often than with 1 ms);
-//  - when a helper was late anyway (the caller waited longer than its own share took, e.g.
-//    because the helper was descheduled mid-block) for the second time within kLateWindow
-//    shared runs, the next runs skip the helpers, for twice as many runs each time it
-//    happens again. One late helper is no sign of a busy core: on a shared host 0.2-2.4% of
-//    the runs of an idle one were late, and backing off after each of them put 6-48% of the
-//    runs on one thread (bench_train's pool statistics, docs/benchmarks.md).
+//  - when helpers are late anyway, the next runs skip them for a while (Backoff below).
 // The blocks are the same whoever runs them, so the results do not depend on any of this.
+
+// When the caller stops handing jobs to the helpers for a while. A helper was late when the
+// caller waited for it longer than its own share took (e.g. the helper was descheduled
+// mid-block). One late helper says little on a shared host: 0.2-2.4% of the jobs of an idle
+// two-thread run found one there (0.04-0.4% beside a CPU-bound process), and backing off
+// after each of them ran 6-48% of a run's jobs on one thread (bench_train's pool statistics,
+// docs/benchmarks.md). So a backoff starts only at a second late helper within kWindow shared
+// runs: kMin runs alone, twice as many if the first run after them is late again, up to
+// kMax; a run on time resets the length. (kMin went from 8 to 32 earlier,
+// docs/benchmarks.md; 64 is the only window tried, on an AMD EPYC Zen 5 under KVM.)
+class Backoff {
+ public:
+  static constexpr int kMin = 32, kMax = 8192;
+  static constexpr std::int64_t kWindow = 64;
+
+  // Called after every shared run that returned; says how many of the next runs to do alone.
+  int after_shared_run(bool late) {
+    ++runs_;
+    if (!late) {
+      length_ = kMin;
+      return 0;
+    }
+    const bool again = runs_ - last_late_ <= kWindow;
+    last_late_ = runs_;
+    if (!again) return 0;
+    const int alone = length_;
+    length_ = std::min(2 * length_, kMax);
+    return alone;
+  }
+
+ private:
+  std::int64_t runs_ = 0, last_late_ = -kWindow;  // shared runs; the last late one's number
+  int length_ = kMin;                             // of the next backoff
+};
+
 class ThreadPool {
  public:
   ThreadPool() = default;
@@ -42,16 +72,16 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(helpers_.size()) + 1; }
 
-  // What run() did with the jobs it was given since the last reset_stats() (for benchmarks:
-  // why two threads were not twice as fast). Jobs of one block, and jobs that found the pool
-  // taken, are not counted.
+  // What run() did with the jobs (products, SGD's updates) it was given since the last
+  // reset_stats(), for benchmarks: why two threads were not twice as fast. Not counted: jobs
+  // of one block, jobs on a pool of one thread, jobs that found the pool taken.
   struct Stats {
     std::int64_t shared = 0;  // handed to the helpers
     std::int64_t late = 0;    // of those, the caller waited for a helper longer than it worked
-    std::int64_t alone = 0;   // run by the caller alone, backing off after a late helper
+    std::int64_t alone = 0;   // run by the caller alone during a Backoff
   };
   Stats stats() const { return {shared_.load(), late_.load(), alone_.load()}; }
-  void reset_stats() { shared_ = late_ = alone_ = 0; }
+  void reset_stats() { shared_ = late_ = alone_ = 0; }  // not while run() is in progress
 
   // The caller plus threads - 1 helpers. Not while run() is in progress.
   void resize(int threads) {
@@ -63,8 +93,7 @@ class ThreadPool {
     for (std::thread& t : helpers_) t.join();
     helpers_.clear();
     serial_runs_ = 0;
-    backoff_ = kMinBackoff;
-    last_late_ = shared_runs_ - kLateWindow - 1;
+    backoff_ = Backoff{};
     stop_.store(false);
     // A new helper starts from the current generation: the last job is finished.
     for (int i = 1; i < threads; ++i)
@@ -131,24 +160,14 @@ class ThreadPool {
       error_ = nullptr;
       std::rethrow_exception(e);
     }
-    ++shared_runs_;
-    if (Clock::now() - mine > mine - start) {  // waited longer than the work we did
-      late_.fetch_add(1, std::memory_order_relaxed);
-      if (shared_runs_ - last_late_ <= kLateWindow) {
-        serial_runs_ = backoff_;
-        backoff_ = std::min(2 * backoff_, kMaxBackoff);
-      }
-      last_late_ = shared_runs_;
-    } else {
-      backoff_ = kMinBackoff;
-    }
+    const bool late = Clock::now() - mine > mine - start;  // waited longer than it worked
+    if (late) late_.fetch_add(1, std::memory_order_relaxed);
+    serial_runs_ = backoff_.after_shared_run(late);
   }
 
  private:
   using Clock = std::chrono::steady_clock;
   static constexpr std::chrono::microseconds kPoll{1000};
-  static constexpr int kMinBackoff = 32, kMaxBackoff = 8192;
-  static constexpr std::int64_t kLateWindow = 64;
 
   struct Job {
     void (*fn)(void*, std::int64_t) = nullptr;
@@ -210,9 +229,9 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};              // helpers waiting on wake_
   std::atomic<std::int64_t> next_{0};
   std::atomic<std::int64_t> finished_{0};
-  int serial_runs_ = 0, backoff_ = kMinBackoff;              // the caller's only (the busy_ owner)
-  std::int64_t shared_runs_ = 0, last_late_ = -kLateWindow;  // runs shared; at the last late one
-  std::atomic<bool> busy_{false};                            // a thread is in run()'s parallel path
+  int serial_runs_ = 0;  // runs left to do alone; this and backoff_: the busy_ owner's only
+  Backoff backoff_;
+  std::atomic<bool> busy_{false};  // a thread is in run()'s parallel path
   std::atomic<std::int64_t> shared_{0}, late_{0}, alone_{0};  // stats()
   std::exception_ptr error_;                                  // first exception of the current job
 };
