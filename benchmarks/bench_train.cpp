@@ -20,9 +20,9 @@
 //      ReLU, loss, data and optimizer (GEMM time: the layer's three products re-timed
 //      alone at the same shapes);
 //   5. relates the GEMM flops to the FMA peak it measured at start-up, and each epoch's to
-//      the peak timed right after that epoch (on a shared host the core's speed drifts), and
-//      reports the peak resident memory (getrusage ru_maxrss; one process per configuration
-//      gives a per-configuration figure, as compare.sh does);
+//      the peak timed right after that epoch (a shared host's speed changes from run to
+//      run), and reports the peak resident memory (getrusage ru_maxrss; one process per
+//      configuration gives a per-configuration figure, as compare.sh does);
 //   6. with threads, counts what the pool did with the timed epochs' jobs (products and SGD
 //      updates): shared with the helpers, of those how many waited for a late helper, and
 //      how many ran on one thread during a backoff (detail/thread_pool.hpp).
@@ -540,7 +540,7 @@ void print_result(const Result& r, const bench::Peak& peak) {
       100 * r.cpu_gflops / peak.per_core);
   std::printf(
       "         %.0f%% of the peak of %d thread(s) timed after each epoch (median over the "
-      "epochs, whose peaks had a median of %.0f GFLOP/s: the host's speed drifts)\n",
+      "epochs, whose peaks had a median of %.0f GFLOP/s: a shared host's speed varies)\n",
       r.peak_now_pct, r.threads, r.peak_now_gflops);
   if (r.threads > 1) {
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));

@@ -151,12 +151,12 @@ TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff
   pool.reset_stats();
   // A job whose helper is late for sure: block 0 (the caller's) waits until block 1 has
   // started on the helper and notes how long that took; block 1 then takes twice as long
-  // plus 200 ms, so the caller waits for it longer than it worked itself (unless the caller
-  // itself is descheduled for 100 ms at that moment).
+  // plus 500 ms, so the caller waits for it longer than it worked itself (unless the caller
+  // itself is descheduled for 250 ms at that moment).
   struct Late {
     std::atomic<bool> started1{false};
     std::atomic<std::int64_t> worked_us{-1};
-    bool timed_out = false;
+    std::atomic<bool> timed_out{false};
   };
   const auto late_job = [&pool] {
     Late ctx;
@@ -168,7 +168,8 @@ TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff
           if (i == 1) {
             c.started1 = true;
             while (c.worked_us.load() < 0) std::this_thread::yield();
-            std::this_thread::sleep_for(std::chrono::microseconds(2 * c.worked_us.load() + 200000));
+            if (c.timed_out) return;  // a failure already: do not make it slower
+            std::this_thread::sleep_for(std::chrono::microseconds(2 * c.worked_us.load() + 500000));
             return;
           }
           const Clock::time_point start = Clock::now(), give_up = start + std::chrono::seconds(10);
