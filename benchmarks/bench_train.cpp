@@ -496,16 +496,19 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   const double samples = static_cast<double>(loader.num_samples());
   r.train_sps = samples / r.epoch.median;
   const Flops f = count_flops(m);
-  r.gflops = f.train_per_sample * samples / r.epoch.median / 1e9;
+  const auto gflops_in = [&](double seconds) {  // the products of an epoch in `seconds`
+    return f.train_per_sample * samples / seconds / 1e9;
+  };
+  r.gflops = gflops_in(r.epoch.median);
   r.useful_gflops = f.useful_per_sample * samples / r.epoch.median / 1e9;
   r.peak_pct = 100 * r.gflops / (peak.per_core * threads);
   std::vector<double> pct_now;
   for (std::size_t e = 0; e < wall.size(); ++e)
-    pct_now.push_back(100 * f.train_per_sample * samples / wall[e] / 1e9 / peak_now[e]);
+    pct_now.push_back(100 * gflops_in(wall[e]) / peak_now[e]);
   r.peak_now_pct = bench::stats(pct_now).median;
   r.peak_now_gflops = bench::stats(peak_now).median;
   r.pool = pool;
-  r.cpu_gflops = f.train_per_sample * samples / r.cpu.median / 1e9;
+  r.cpu_gflops = gflops_in(r.cpu.median);
 
   DataLoader<float> infer_loader(data, batch_size);
   std::vector<double> iw;

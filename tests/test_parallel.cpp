@@ -69,7 +69,7 @@ TEST_CASE("ThreadPool: every block runs exactly once, for many jobs and sizes", 
       }
     }
     // The benchmarks' statistics: every job of two blocks or more (38 sizes x 25) was either
-    // shared with the helpers or, backing off after a late helper, run alone.
+    // shared with the helpers or run alone during a backoff.
     const detail::ThreadPool::Stats stats = detail::thread_pool().stats();
     INFO(threads << " threads: shared " << stats.shared << ", late " << stats.late << ", alone "
                  << stats.alone);
