@@ -106,5 +106,42 @@ int main(int argc, char** argv) {
                          rounds, [&] { detail::gemm<float>(n, in, out, dyr, wr, dx.data(), in); },
                          [&] { eigen<R, R>(n, in, out, dyr, wr, dx.data(), in, false); }));
   }
+#if BACKPROP_GEMM_KERNEL
+  // Which operand of y = x W^T to copy row-major for the kernel (gemm.hpp, gemm_by_kernel):
+  // x^T, for C^T = W x^T stored transposed (what detail::gemm does up to kPackRowsMax rows),
+  // or W^T, for C = x W^T stored row-major; and C^T = W x^T stored row-major, a result in the
+  // wrong layout that shows what storing it transposed costs.
+  std::printf("\ny = x W^T through the kernel, copy included: us per call (%% of peak)\n\n");
+  std::printf(
+      "| layer | x^T copied | W^T copied | W^T / x^T | x^T copied, C^T stored row-major |\n"
+      "|---|---|---|---|---|\n");
+  for (const Layer& l : layers) {
+    const std::int64_t n = batch, in = l.in, out = l.out;
+    std::vector<float> x(std::size_t(n * in), 0.5f), w(std::size_t(out * in), 0.01f),
+        y(std::size_t(n * out)), packed;
+    const double flops = 2.0 * double(n) * double(in) * double(out);
+    const auto pct = [&](double us) { return flops / (us * 1e-6) / 1e9 / peak.per_core * 100; };
+    const auto x_t = [&](bool transposed_store) {
+      const std::int64_t ld = detail::copy_transposed(in, n, x.data(), in, packed);
+      const detail::Strided<float> c{y.data(), transposed_store ? 1 : n,
+                                     transposed_store ? out : 1};
+      detail::gemm_direct_parallel<float>(out, n, in, {w.data(), in, 1}, packed.data(), ld, true, c,
+                                          false);
+    };
+    const auto w_t = [&] {
+      const std::int64_t ld = detail::copy_transposed(in, out, w.data(), in, packed);
+      detail::gemm_direct_parallel<float>(n, out, in, {x.data(), in, 1}, packed.data(), ld, true,
+                                          {y.data(), out, 1}, false);
+    };
+    const auto [tx, tw] = time_pair(
+        rounds, [&] { x_t(true); }, w_t);
+    const auto [tr, unused] = time_pair(
+        rounds, [&] { x_t(false); }, [] {});
+    (void)unused;
+    std::printf("| %s %lld-%lld | %.1f (%.0f%%) | %.1f (%.0f%%) | %.2fx | %.1f (%.0f%%) |\n",
+                l.model, static_cast<long long>(in), static_cast<long long>(out), tx, pct(tx), tw,
+                pct(tw), tw / tx, tr, pct(tr));
+  }
+#endif
   return 0;
 }

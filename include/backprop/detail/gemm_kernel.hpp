@@ -101,6 +101,67 @@ struct Simd<double> {
 constexpr int kMR = 6, kNV = 2;
 #endif
 
+// The 8 x 8 floats (4 x 4 doubles) at src, rows `ss` apart, transposed into dst, rows `ds`
+// apart, in registers. The standard sequence: interleave pairs of rows, then pairs of pairs,
+// then swap 128-bit halves (the comments follow row i = [i0 .. i7]).
+inline void transpose_block(const float* src, std::int64_t ss, float* dst, std::int64_t ds) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ss);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // 00 10 01 11 | 04 14 05 15
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // 02 12 03 13 | 06 16 07 17
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // 00 10 20 30 | 04 14 24 34
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // 01 11 21 31 | 05 15 25 35
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // 02 12 22 32 | 06 16 26 36
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // 03 13 23 33 | 07 17 27 37
+  }
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_ps(dst + j * ds, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));  // column j
+    _mm256_storeu_ps(dst + (j + 4) * ds, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
+  }
+}
+inline void transpose_block(const double* src, std::int64_t ss, double* dst, std::int64_t ds) {
+  __m256d r[4];
+  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * ss);
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]);  // 00 10 | 02 12
+  const __m256d t1 = _mm256_unpackhi_pd(r[0], r[1]);  // 01 11 | 03 13
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]);  // 20 30 | 22 32
+  const __m256d t3 = _mm256_unpackhi_pd(r[2], r[3]);  // 21 31 | 23 33
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst + ds, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
+// A tile of C^T (c.rs == 1: its R rows are R adjacent columns of C), as the forward product
+// y = x W^T computes it (gemm.hpp): the accumulators go through a block of memory in 8 x 8
+// blocks (4 x 4 for double) of transpose_block, so that each of C's rows receives its R
+// elements in one or two moves rather than R stores `ldc` apart. Storing element by element
+// made that product 5-12% slower than the same product stored row-major (AMD EPYC Zen 5).
+template <typename T, typename V, std::size_t R, std::size_t NV>
+inline void store_transposed(const V (&acc)[R][NV], const Strided<T>& c, std::int64_t cols,
+                             bool accumulate) {
+  constexpr std::size_t W = Simd<T>::W, B = 32 / sizeof(T);  // B x B: transpose_block's block
+  constexpr std::size_t RB = (R + B - 1) / B * B;            // R rounded up to whole blocks
+  alignas(64) T tile[RB][NV * W];
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t v = 0; v < NV; ++v) Simd<T>::store(&tile[r][v * W], acc[r][v]);
+  for (std::size_t r = R; r < RB; ++r) std::fill(tile[r], tile[r] + NV * W, T(0));  // never stored
+  alignas(32) T t[B][B];  // t[j][r] = tile[r0 + r][j0 + j]
+  const auto n = static_cast<std::size_t>(cols);
+  for (std::size_t j0 = 0; j0 < n; j0 += B)
+    for (std::size_t r0 = 0; r0 < R; r0 += B) {
+      transpose_block(&tile[r0][j0], NV * W, &t[0][0], B);
+      const std::size_t rows = std::min(B, R - r0);
+      for (std::size_t j = 0; j < std::min(B, n - j0); ++j) {
+        T* out = c.data + static_cast<std::int64_t>(j0 + j) * c.cs + static_cast<std::int64_t>(r0);
+        for (std::size_t r = 0; r < rows; ++r) out[r] = accumulate ? out[r] + t[j][r] : t[j][r];
+      }
+    }
+}
+
 // One tile: C[0..R, 0..NV*W) (+)= A[0..R, 0..k) B[0..k, 0..NV*W), of which the first `cols`
 // columns are stored. Each of B's rows has NV*W readable elements (gemm_direct pads the last
 // panel's rows where they are shorter).
@@ -132,7 +193,8 @@ inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std
       }
     return;
   }
-  alignas(64) T lanes[lanes_n];  // a transposed or partial tile: element by element
+  if (c.rs == 1) return store_transposed<T>(acc, c, cols, accumulate);
+  alignas(64) T lanes[lanes_n];  // a partial tile: element by element
   for (int r = 0; r < R; ++r) {
     for (int v = 0; v < NV; ++v) S::store(lanes + v * W, acc[r][v]);
     T* row = c.data + r * c.rs;
@@ -193,40 +255,6 @@ inline std::int64_t copy_padded(std::int64_t rows, std::int64_t cols, const At& 
     std::fill(row + cols, row + ld, T(0));
   }
   return ld;
-}
-
-// The 8 x 8 floats (4 x 4 doubles) at src, rows `ss` apart, transposed into dst, rows `ds`
-// apart, in registers. The standard sequence: interleave pairs of rows, then pairs of pairs,
-// then swap 128-bit halves (the comments follow row i = [i0 .. i7]).
-inline void transpose_block(const float* src, std::int64_t ss, float* dst, std::int64_t ds) {
-  __m256 r[8], t[8], u[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ss);
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // 00 10 01 11 | 04 14 05 15
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // 02 12 03 13 | 06 16 07 17
-  }
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // 00 10 20 30 | 04 14 24 34
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // 01 11 21 31 | 05 15 25 35
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // 02 12 22 32 | 06 16 26 36
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // 03 13 23 33 | 07 17 27 37
-  }
-  for (int j = 0; j < 4; ++j) {
-    _mm256_storeu_ps(dst + j * ds, _mm256_permute2f128_ps(u[j], u[j + 4], 0x20));  // column j
-    _mm256_storeu_ps(dst + (j + 4) * ds, _mm256_permute2f128_ps(u[j], u[j + 4], 0x31));
-  }
-}
-inline void transpose_block(const double* src, std::int64_t ss, double* dst, std::int64_t ds) {
-  __m256d r[4];
-  for (int i = 0; i < 4; ++i) r[i] = _mm256_loadu_pd(src + i * ss);
-  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]);  // 00 10 | 02 12
-  const __m256d t1 = _mm256_unpackhi_pd(r[0], r[1]);  // 01 11 | 03 13
-  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]);  // 20 30 | 22 32
-  const __m256d t3 = _mm256_unpackhi_pd(r[2], r[3]);  // 21 31 | 23 33
-  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
-  _mm256_storeu_pd(dst + ds, _mm256_permute2f128_pd(t1, t3, 0x20));
-  _mm256_storeu_pd(dst + 2 * ds, _mm256_permute2f128_pd(t0, t2, 0x31));
-  _mm256_storeu_pd(dst + 3 * ds, _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 
 // copy_padded of the transpose of src (cols x rows, row stride `stride`): out[i][j] =
