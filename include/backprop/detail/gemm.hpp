@@ -160,11 +160,10 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
 // row-major first, once for all threads: A^T (x^T, the batch) up to kPackRowsMax rows of A,
 // so that C^T's rows are the outputs and its columns the batch, whole panels at batches of
 // 64, 128 and 256; else the smaller of A^T and B, which bounds the copy by the larger
-// operand's size. Either way each element of C is the same chain of FMAs. Copying x^T ran
-// the reference models' forward products 1.03-1.27x faster than copying W^T at batches
-// 64-256, 2x for their last layer (100 -> 10, where W^T makes one-vector panels), and
-// within 1.04x either way for 784 -> 300, 784 -> 600 and 600 -> 400 at batch 256 (AMD EPYC
-// Zen 5, docs/benchmarks.md).
+// operand's size. Either way each element of C is the same chain of FMAs. In bench_gemm's
+// second table, copying x^T ran every forward product of the reference models 1.01-1.27x
+// faster than copying W^T at batches 64-256, and 2x for their last layer (100 -> 10, where
+// W^T makes one-vector panels) (AMD EPYC Zen 5; docs/benchmarks.md).
 inline constexpr std::int64_t kPackRowsMax = 256;
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
