@@ -5,7 +5,8 @@
 // malloc for the code compiled here, which includes every inlined Eigen kernel: Eigen's own
 // large products would malloc their packing buffers on every call (above
 // EIGEN_STACK_ALLOCATION_LIMIT, 128 KB), which no operator new sees; Linear's products keep
-// theirs (detail/gemm.hpp). Both counts must be zero after the first epoch.
+// theirs (detail/gemm.hpp). Both counts must be zero after the first epoch, and around checks
+// that pass.
 #include <atomic>
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
@@ -98,12 +99,28 @@ bool no_allocation_in_steady_state(int threads) {
   return counted == 0 && counted_mallocs == 0 && steps > 0;
 }
 
+// A check that passes formats nothing: check() builds its message only on failure, so the
+// shapes handed to it must not be formatted before (an eager shape_str built a string on every
+// call of every forward and backward). The shape prints longer than std::string's inline
+// buffer, so formatting it would allocate.
+bool passing_checks_allocate_nothing() {
+  using namespace backprop;
+  const Shape shape{100000, 200000, 300000};  // "[100000, 200000, 300000]"
+  const long before = allocations.load(), mallocs_before = mallocs.load();
+  detail::check(shape.size() == 3, "test", "x has shape ", detail::shape_str(shape));
+  detail::check_grad_output_shape(shape, shape, "test");
+  const long during = allocations.load() - before, mallocs_during = mallocs.load() - mallocs_before;
+  std::printf("passing checks: %ld operator new calls, %ld mallocs\n", during, mallocs_during);
+  return during == 0 && mallocs_during == 0;
+}
+
 // One thread, and two: with two, the helper runs parts of the products and of the optimizer,
 // and must not allocate either (a buffer of its own first grown when it first ran some part
 // would allocate whenever that happened, deep into training).
 int main() {
+  const bool checks = passing_checks_allocate_nothing();
   const bool one = no_allocation_in_steady_state(1);
   const bool two = no_allocation_in_steady_state(2);
   backprop::set_num_threads(1);
-  return one && two ? 0 : 1;
+  return checks && one && two ? 0 : 1;
 }
