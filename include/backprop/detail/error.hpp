@@ -20,7 +20,8 @@ std::string concat(const Args&... args) {
 
 // A shape, printed "[64, 784]" the way PyTorch prints a size when streamed into a message.
 // Only a reference: check() receives it on every call, and formatting is left to the rare
-// failure (an ostringstream built on every call cost bn-mlp ~4% of a training step).
+// failure (an ostringstream built on every call cost ~4% of a bn-mlp training step on an
+// AMD EPYC Zen 5; docs/benchmarks.md).
 // Use it inside the full expression that builds the message, never store it.
 template <typename I>
 struct ShapeStr {
