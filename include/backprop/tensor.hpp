@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -23,6 +24,31 @@ namespace backprop {
 
 using Index = Eigen::Index;
 using Shape = std::vector<Index>;
+
+namespace detail {
+// Eigen's aligned allocator (64 bytes with AVX-512), except that growing a vector leaves the
+// new elements uninitialised instead of zeroing them. Tensor::resize promises unspecified
+// contents, and a gradient set to none (zero_grad(true)) is resized on every backward, which
+// then overwrites it: zero-filling there would bring back the memset set_to_none saves.
+template <typename T>
+struct UninitAllocator : Eigen::aligned_allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <typename U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;  // default-initialised: no value written for float
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+}  // namespace detail
 
 /// A contiguous, row-major, n-dimensional array of T, owning its storage (value semantics,
 /// like an Eigen matrix: copying a Tensor copies its data). Rank 0 is a scalar.
@@ -129,15 +155,17 @@ class Tensor {
     const Index n = checked_numel(shape);
     shape_ = shape;
     data_.resize(static_cast<std::size_t>(n));
+    poison();
   }
-  /// resize({N, C}): compares before it builds a Shape, so an unchanged shape costs nothing.
+  /// resize({N, C}): compares before it touches the shape, and reuses the shape's storage,
+  /// so that resizing (to the smaller last batch, to {0} and back) never allocates.
   void resize(std::initializer_list<Index> shape) {
-    if (shape.size() != shape_.size()) return resize(Shape(shape));
-    if (std::equal(shape.begin(), shape.end(), shape_.begin())) return;
-    // Same rank (the smaller last batch): the sizes are overwritten in place.
+    if (shape.size() == shape_.size() && std::equal(shape.begin(), shape.end(), shape_.begin()))
+      return;
     const Index n = checked_numel(shape.begin(), shape.end());
-    std::copy(shape.begin(), shape.end(), shape_.begin());
+    shape_.assign(shape.begin(), shape.end());
     data_.resize(static_cast<std::size_t>(n));
+    poison();
   }
 
   void fill_(T value) { std::fill(data_.begin(), data_.end(), value); }
@@ -243,6 +271,14 @@ class Tensor {
     return shape_[0];
   }
 
+  // The sanitizer build (BACKPROP_SANITIZE) defines BACKPROP_POISON_RESIZE: a resized buffer
+  // then reads as NaN until written, so code that reads one before writing it fails a test.
+  void poison() {
+#ifdef BACKPROP_POISON_RESIZE
+    if constexpr (std::numeric_limits<T>::has_quiet_NaN) fill_(std::numeric_limits<T>::quiet_NaN());
+#endif
+  }
+
   // As infer_shape for two sizes, without building a Shape (views are made on hot paths).
   void infer_2d(Index& rows, Index& cols) const {
     const Index n = numel();
@@ -256,8 +292,7 @@ class Tensor {
   }
 
   Shape shape_;
-  // Eigen's allocator aligns to the widest vector unit (64 bytes with AVX-512).
-  std::vector<T, Eigen::aligned_allocator<T>> data_;
+  std::vector<T, detail::UninitAllocator<T>> data_;
 };
 
 }  // namespace backprop
