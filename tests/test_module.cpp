@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Module and Sequential: PyTorch state_dict names for both reference models, gradient
-// accumulation over a whole model, zero_grad, train/eval, a whole-model gradcheck.
+// accumulation over a whole model, zero_grad (to zero and to none), train/eval, a whole-model
+// gradcheck.
 #include <backprop/backprop.hpp>
 #include <backprop/gradcheck.hpp>
 #include <catch2/catch.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,122 @@ TEST_CASE("Module: a whole model accumulates, zero_grad clears", "[module]") {
   }
   net.zero_grad();
   for (const auto& p : net.parameters()) CHECK(p.grad->vector().norm() == 0.0);
+}
+
+namespace {
+// Linear, BatchNorm1d and LayerNorm: every kind of parameter gradient a backward writes.
+Sequential<float> every_parameter_kind() {
+  Generator gen(12);
+  return Sequential<float>(Linear<float>(6, 5, true, gen), BatchNorm1d<float>(5), ReLU<float>(),
+                           LayerNorm<float>(5), Linear<float>(5, 3, true, gen));
+}
+std::vector<Tensor<float>> grads(Module<float>& m) {
+  std::vector<Tensor<float>> out;
+  for (const auto& p : m.parameters()) out.push_back(*p.grad);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Module: zero_grad(true) sets gradients to none, backward writes them",
+          "[module][set_to_none]") {
+  Generator gen(13);
+  const Tensor<float> x = Tensor<float>::randn({7, 6}, gen);
+  const Tensor<float> dy = Tensor<float>::randn({7, 3}, gen);
+  Sequential<float> net = every_parameter_kind();
+  net.forward(x);
+  net.backward(dy);
+  const std::vector<Tensor<float>> added = grads(net);  // zeros (construction) + g
+
+  net.zero_grad(/*set_to_none=*/true);
+  for (const auto& p : net.parameters()) {
+    INFO(p.name);
+    CHECK(p.grad->numel() == 0);
+    CHECK(grad_is_none(*p.grad, *p.value));
+  }
+  net.forward(x);
+  net.backward(dy);
+  // Written, not added to: the values of 0 + g (a sanitizer build fills a resized tensor
+  // with NaN, so a backward that added to the none gradient's leftovers fails here).
+  CHECK(grads(net) == added);
+  net.backward(dy);  // a gradient that is not none is added to
+  const auto params = net.parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    INFO(params[i].name);
+    CHECK(params[i].grad->shape() == params[i].value->shape());
+    CHECK(params[i].grad->vector() == (added[i].vector() + added[i].vector()).eval());
+  }
+}
+
+TEST_CASE("Module: training with zero_grad(true) gives zero_grad()'s parameters exactly",
+          "[module][set_to_none]") {
+  Generator gen(14);
+  const Tensor<float> x = Tensor<float>::randn({8, 6}, gen);
+  Tensor<std::int64_t> labels({8});
+  for (Index i = 0; i < 8; ++i) labels[i] = i % 3;
+  for (const bool adam : {false, true}) {
+    Sequential<float> zeroed = every_parameter_kind(), none = every_parameter_kind();
+    std::unique_ptr<Optimizer<float>> opt_zeroed, opt_none;
+    if (adam) {
+      opt_zeroed = std::make_unique<Adam<float>>(zeroed.parameters(), 0.01);
+      opt_none = std::make_unique<Adam<float>>(none.parameters(), 0.01);
+    } else {
+      opt_zeroed = std::make_unique<SGD<float>>(zeroed.parameters(), 0.1, 0.9);
+      opt_none = std::make_unique<SGD<float>>(none.parameters(), 0.1, 0.9);
+    }
+    CrossEntropyLoss<float> criterion;
+    for (int step = 0; step < 5; ++step) {
+      opt_zeroed->zero_grad();
+      criterion.forward(zeroed.forward(x), labels);
+      zeroed.backward(criterion.backward());
+      opt_zeroed->step();
+      opt_none->zero_grad(/*set_to_none=*/true);
+      criterion.forward(none.forward(x), labels);
+      none.backward(criterion.backward());
+      opt_none->step();
+    }
+    const auto a = zeroed.parameters(), b = none.parameters();
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      INFO((adam ? "Adam " : "SGD ") << a[i].name);
+      CHECK(*a[i].value == *b[i].value);
+    }
+  }
+}
+
+TEST_CASE("Optimizer: none gradients are skipped all together, or named when mixed",
+          "[module][set_to_none]") {
+  Generator gen(15);
+  Linear<float> layer(4, 3, true, gen);
+  const Tensor<float> x = Tensor<float>::randn({5, 4}, gen);
+  const Tensor<float> dy = Tensor<float>::randn({5, 3}, gen);
+  const Linear<float> start = layer;
+  layer.zero_grad(true);  // an optimizer may be made over none gradients
+  SGD<float> sgd(layer.parameters(), 0.1, 0.9);
+  Adam<float> adam(layer.parameters(), 0.1);
+  sgd.step();  // every gradient none: nothing changes, no state is created
+  adam.step();
+  CHECK(layer.weight == start.weight);
+  CHECK(layer.bias == start.bias);
+  CHECK(sgd.momentum_buffer().empty());
+  // Adam's step count did not move: its first real step equals a fresh Adam's.
+  Linear<float> fresh = start;
+  Adam<float> fresh_adam(fresh.parameters(), 0.1);
+  layer.forward(x);
+  layer.backward(dy);
+  fresh.forward(x);
+  fresh.backward(dy);
+  adam.step();
+  fresh_adam.step();
+  CHECK(layer.weight == fresh.weight);
+  CHECK(layer.bias == fresh.bias);
+  // A none gradient beside one that is not: an error naming the parameter.
+  layer.grad_bias.resize({0});
+  CHECK_THROWS_WITH(sgd.step(), Catch::Contains("SGD::step") && Catch::Contains("'bias'") &&
+                                    Catch::Contains("has no gradient"));
+  CHECK_THROWS_WITH(adam.step(), Catch::Contains("Adam::step") && Catch::Contains("'bias'"));
+  // clip_grad_norm_ leaves a none gradient out, as PyTorch's.
+  layer.zero_grad(true);
+  CHECK(clip_grad_norm_(layer.parameters(), 1.0) == 0.0f);
+  CHECK(layer.grad_weight.numel() == 0);
 }
 
 TEST_CASE("Module: gradcheck through the whole reference-1 model", "[module][gradcheck]") {

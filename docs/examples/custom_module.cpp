@@ -32,11 +32,17 @@ class Swish : public Module<T> {
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
     const T b = beta[0];
     grad_input_.resize(input_.shape());
+    T dbeta = 0;
     for (Index i = 0; i < input_.numel(); ++i) {
       const T x = input_[i], s = sig_[i], ds = s * (T(1) - s);
       grad_input_[i] = grad_output[i] * (s + b * x * ds);
-      grad_beta[0] += grad_output[i] * x * x * ds;
+      dbeta += grad_output[i] * x * x * ds;
     }
+    // Added, or written when zero_grad(true) left the gradient none (empty).
+    if (accumulates_into(grad_beta, beta))
+      grad_beta[0] += dbeta;
+    else
+      grad_beta[0] = dbeta;
     return grad_input_;
   }
 

@@ -36,6 +36,7 @@ class Adam : public Optimizer<T> {
   //   p = p - step_size * exp_avg / denom
   // The scalars are computed in double and rounded to T, as PyTorch passes Python floats.
   void step() override {
+    if (!this->has_gradients()) return;
     std::vector<Parameter<T>>& params = this->parameters_;
     if (exp_avg_.empty()) {  // PyTorch's lazy state init: zeros on the first step
       for (const Parameter<T>& p : params) {

@@ -121,8 +121,8 @@ class BatchNorm1d : public Module<T> {
     sum_dy = dy.colwise().sum().transpose();                            // (C)
     sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();  // (C)
     if (affine_) {
-      grad_bias.vector() += sum_dy;
-      grad_weight.vector() += sum_dy_x_hat;
+      accumulate_grad(grad_bias, bias, sum_dy);
+      accumulate_grad(grad_weight, weight, sum_dy_x_hat);
       scale = weight.vector().cwiseProduct(inv_std_.vector());  // gamma * inv_std
     } else {
       scale = inv_std_.vector();

@@ -89,8 +89,8 @@ class LayerNorm : public Module<T> {
     const ConstMatrixMap dy = grad_output.view(m, k);
     const ConstMatrixMap x_hat = std::as_const(x_hat_).view(m, k);
     if (affine_) {
-      grad_bias.vector() += dy.colwise().sum().transpose();
-      grad_weight.vector() += dy.cwiseProduct(x_hat).colwise().sum().transpose();
+      accumulate_grad(grad_bias, bias, dy.colwise().sum().transpose());
+      accumulate_grad(grad_weight, weight, dy.cwiseProduct(x_hat).colwise().sum().transpose());
     }
     grad_input_.resize(x_hat_.shape());
     MatrixMap dx = grad_input_.view(m, k);

@@ -53,7 +53,7 @@ class Linear : public Module<T> {
     return output_;
   }
 
-  // dy = grad_output (N, out). Accumulates into grad_*, returns dL/dx.
+  // dy = grad_output (N, out). Accumulates into grad_* (writes a none one), returns dL/dx.
   //   dL/dW += dy^T * x     (out, in)
   //   dL/db += sum_n dy     (out)
   //   dL/dx  = dy * W       (N, in)
@@ -62,10 +62,12 @@ class Linear : public Module<T> {
     detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Linear::backward");
     const Index batch = input_.size(0), in = in_features_, out = out_features_;
     const T* dy = grad_output.data();
-    // dW += dy^T x; dy read column-major is dy^T.
-    detail::gemm_add<T>(out, in, batch, {dy, out, false}, {input_.data(), in, true},
-                        grad_weight.data(), in);
-    if (has_bias_) grad_bias.vector() += grad_output.matrix().colwise().sum().transpose();
+    // dW += dy^T x (or dW = dy^T x when none); dy read column-major is dy^T.
+    const auto product =
+        accumulates_into(grad_weight, weight) ? detail::gemm_add<T> : detail::gemm<T>;
+    product(out, in, batch, {dy, out, false}, {input_.data(), in, true}, grad_weight.data(), in);
+    if (has_bias_)
+      accumulate_grad(grad_bias, bias, grad_output.matrix().colwise().sum().transpose());
     if (!this->input_requires_grad()) {  // first layer: dL/dx is never read
       grad_input_.resize({0});
       return grad_input_;

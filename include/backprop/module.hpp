@@ -15,6 +15,35 @@ namespace backprop {
 template <typename T>
 class Module;
 
+/// Whether a gradient is none (PyTorch's p.grad is None): zero_grad(true) leaves it empty
+/// while its parameter is not, until the next backward() writes it.
+template <typename T>
+bool grad_is_none(const Tensor<T>& grad, const Tensor<T>& value) {
+  return grad.numel() == 0 && value.numel() != 0;
+}
+
+/// Called by backward() before it puts a parameter's gradient in grad: true if grad holds a
+/// gradient to add to; false if grad was none, which it then resizes to the parameter's
+/// shape (contents unspecified) for the caller to overwrite. Overwriting a none gradient
+/// skips both the memset of zero_grad() and the read of the zeros.
+/// Example: if (accumulates_into(grad_weight, weight)) dW += g; else dW = g;
+template <typename T>
+bool accumulates_into(Tensor<T>& grad, const Tensor<T>& value) {
+  if (!grad_is_none(grad, value)) return true;
+  grad.resize(value.shape());
+  return false;
+}
+
+/// grad += g, or grad = g when grad is none: backward()'s update of a parameter gradient
+/// from an Eigen expression g with the parameter's numel() elements.
+template <typename T, typename Derived>
+void accumulate_grad(Tensor<T>& grad, const Tensor<T>& value, const Eigen::MatrixBase<Derived>& g) {
+  if (accumulates_into(grad, value))
+    grad.vector() += g;
+  else
+    grad.vector() = g;
+}
+
 /// A trainable tensor and its gradient, named as in PyTorch's state_dict ("layer1.0.weight").
 template <typename T>
 struct Parameter {
@@ -46,7 +75,8 @@ class StateVisitor {
 
 /// The base of every layer and model, as torch.nn.Module.
 ///   forward(x) returns y and saves what backward needs;
-///   backward(dy) takes dL/dy, accumulates dL/dparam into grad_<param> with +=, returns dL/dx.
+///   backward(dy) takes dL/dy, accumulates dL/dparam into grad_<param> with += (or writes
+///   it when zero_grad(true) left it none: accumulate_grad), returns dL/dx.
 /// Both return a reference to a buffer the module owns, valid until its next call; copy it
 /// if you need it longer. A module with children lists them in visit(), which is all that
 /// parameters(), state_dict(), zero_grad() and train() need.
@@ -87,11 +117,22 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
 
-  /// Sets every parameter gradient to zero (PyTorch's zero_grad(set_to_none=False)).
-  void zero_grad() {
+  /// Sets every parameter gradient to zero, or with set_to_none to none (PyTorch's
+  /// zero_grad(set_to_none), whose default became true in PyTorch 2.0): an empty tensor that
+  /// keeps its storage, which the next backward() overwrites instead of adding to. That
+  /// saves a pass over the gradients and gives the same values (0 + g is g). Optimizers do
+  /// nothing while every gradient is none (Optimizer::has_gradients).
+  void zero_grad(bool set_to_none = false) {
     struct Zero : StateVisitor<T> {
-      void parameter(std::string_view, Tensor<T>&, Tensor<T>& grad) override { grad.zero_(); }
-    } visitor;
+      bool none;
+      explicit Zero(bool n) : none(n) {}
+      void parameter(std::string_view, Tensor<T>&, Tensor<T>& grad) override {
+        if (none)
+          grad.resize({0});
+        else
+          grad.zero_();
+      }
+    } visitor(set_to_none);
     visit(visitor);
   }
 

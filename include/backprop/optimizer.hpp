@@ -45,10 +45,15 @@ class Optimizer {
   /// Hyper-parameters other than lr, as (PyTorch name, value), recorded in checkpoints.
   virtual std::vector<std::pair<const char*, double>> hyperparameters() const = 0;
 
-  /// Zeroes the gradients of the parameters this optimizer updates
-  /// (PyTorch's zero_grad(set_to_none=False)).
-  void zero_grad() {
-    for (Parameter<T>& p : parameters_) p.grad->zero_();
+  /// Zeroes the gradients of the parameters this optimizer updates, or sets them to none
+  /// (see Module::zero_grad; PyTorch's zero_grad(set_to_none)).
+  void zero_grad(bool set_to_none = false) {
+    for (Parameter<T>& p : parameters_) {
+      if (set_to_none)
+        p.grad->resize({0});
+      else
+        p.grad->zero_();
+    }
   }
 
   double lr() const { return lr_; }
@@ -67,8 +72,26 @@ class Optimizer {
       : parameters_(std::move(parameters)), lr_(lr) {
     detail::check(lr >= 0, who, "lr must be >= 0, got ", lr);
     for (const Parameter<T>& p : parameters_)
-      detail::check(p.value && p.grad && p.value->shape() == p.grad->shape(), who, "parameter '",
-                    p.name, "' has no gradient of its shape");
+      detail::check(p.value && p.grad &&
+                        (p.value->shape() == p.grad->shape() || grad_is_none(*p.grad, *p.value)),
+                    who, "parameter '", p.name, "' has no gradient of its shape");
+  }
+
+  /// What step() does first: false when every gradient is none (zero_grad(true) and no
+  /// backward() since), and step() then changes nothing, as PyTorch's. A gradient that is
+  /// none beside others that are not is an error: PyTorch would skip that parameter alone,
+  /// but our optimizers keep their state (Adam's step count) for all parameters at once.
+  bool has_gradients() const {
+    std::size_t none = 0;
+    for (const Parameter<T>& p : parameters_) none += grad_is_none(*p.grad, *p.value);
+    if (none == 0) return true;
+    if (none == parameters_.size()) return false;
+    const std::string where = std::string(name()) + "::step";
+    for (const Parameter<T>& p : parameters_)
+      detail::check(!grad_is_none(*p.grad, *p.value), where.c_str(), "parameter '", p.name,
+                    "' has no gradient (zero_grad(true) and no backward() through it since)",
+                    " while others have one");
+    return true;
   }
   Optimizer(const Optimizer&) = default;
   Optimizer(Optimizer&&) noexcept = default;

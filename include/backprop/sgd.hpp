@@ -47,6 +47,7 @@ class SGD : public Optimizer<T> {
   /// one contiguous part per thread (set_num_threads); each element is updated alone, so the
   /// result does not depend on the cut.
   void step() override {
+    if (!this->has_gradients()) return;
     std::vector<Parameter<T>>& params = this->parameters_;
     const bool first = momentum_buffer_.empty();
     if (momentum_ != 0 && first) momentum_buffer_.resize(params.size());

@@ -93,24 +93,42 @@ void check_all_reduce(const dist::ProcessGroup& world, double bucket_cap_mb, Ind
          world, "one MPI_Allreduce per bucket (" + cap + ": " + std::to_string(buckets) + ")");
 }
 
-// backward() averages; the replicas then take the same step.
+// backward() averages; the replicas then take the same step. With zero_grad(true) the
+// gradients are none when the wrapper is built and before each backward: the same steps.
 void check_backward(const dist::ProcessGroup& world) {
-  manual_seed(5);
+  std::vector<float> trained[2];
+  for (const bool set_to_none : {false, true}) {
+    manual_seed(5);
+    Sequential<float> model = make_model();
+    if (set_to_none) model.zero_grad(true);
+    dist::DistributedDataParallel<float> ddp(model, world);
+    SGD<float> optimizer(model.parameters(), 0.1, 0.9);
+    Generator gen(50 + static_cast<std::uint64_t>(world.rank()));  // each rank its own batch
+    CrossEntropyLoss<float> criterion;
+    for (int step = 0; step < 3; ++step) {
+      const Tensor<float> x = Tensor<float>::randn({4, 7}, gen);
+      Tensor<std::int64_t> y({4}, {0, 1, 2, step % 3});
+      optimizer.zero_grad(set_to_none);
+      criterion.forward(ddp.forward(x), y);
+      ddp.backward(criterion.backward());
+      optimizer.step();
+    }
+    trained[set_to_none] = flat_state(model, false);
+    expect(same_as_rank0(trained[set_to_none], world), world,
+           std::string("after 3 steps on different batches the parameters are identical on ") +
+               "every rank (zero_grad(" + (set_to_none ? "true" : "") + "))");
+  }
+  expect(trained[0] == trained[1], world, "zero_grad(true) trains as zero_grad()");
+  // A gradient still none when the average runs takes part as zeros.
   Sequential<float> model = make_model();
   dist::DistributedDataParallel<float> ddp(model, world);
-  SGD<float> optimizer(model.parameters(), 0.1, 0.9);
-  Generator gen(50 + static_cast<std::uint64_t>(world.rank()));  // each rank its own batch
-  CrossEntropyLoss<float> criterion;
-  for (int step = 0; step < 3; ++step) {
-    const Tensor<float> x = Tensor<float>::randn({4, 7}, gen);
-    Tensor<std::int64_t> y({4}, {0, 1, 2, step % 3});
-    optimizer.zero_grad();
-    criterion.forward(ddp.forward(x), y);
-    ddp.backward(criterion.backward());
-    optimizer.step();
-  }
-  expect(same_as_rank0(flat_state(model, false), world), world,
-         "after 3 steps on different batches the parameters are identical on every rank");
+  model.zero_grad(true);
+  ddp.all_reduce_gradients();
+  bool zeros = true;
+  for (const Parameter<float>& p : model.parameters())
+    zeros = zeros && (world.world_size() == 1 ? p.grad->numel() == 0
+                                              : *p.grad == Tensor<float>::zeros(p.value->shape()));
+  expect(zeros, world, "all_reduce_gradients() averages a none gradient as zeros");
 }
 
 void check_sampler(const dist::ProcessGroup& world) {

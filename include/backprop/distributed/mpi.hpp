@@ -156,7 +156,8 @@ class DistributedDataParallel : public Module<T> {
       else
         int_buffers_.push_back(std::get<Tensor<std::int64_t>*>(e.tensor));
     }
-    const Index grad_numel = numel(grads_), int_numel = numel(int_buffers_);
+    // Counted from the parameters: a gradient may be none (zero_grad(true)) until backward.
+    const Index grad_numel = numel(state_), int_numel = numel(int_buffers_);
     // A cap of at least one element, and at most INT_MAX elements (MPI's count is an int).
     const double cap = bucket_cap_mb * 1024 * 1024 / sizeof(T);
     cap_ = static_cast<Index>(std::clamp(cap, 1.0, double(std::numeric_limits<int>::max())));
@@ -191,6 +192,10 @@ class DistributedDataParallel : public Module<T> {
   void all_reduce_gradients() {
     const int world = group_->world_size();
     if (world == 1) return;  // nothing to average: a 1-rank job costs no copies
+    // A none gradient (zero_grad(true), no backward through it) takes part as zeros, so
+    // that every rank packs the same number of elements.
+    for (std::size_t i = 0; i < grads_.size(); ++i)
+      if (!accumulates_into(*grads_[i], *state_[i])) grads_[i]->zero_();
     for_each_chunk(grads_, [&](T* data, Index n) {
       const double start = MPI_Wtime();
       all_reduce(data, n, *group_);
@@ -218,7 +223,7 @@ class DistributedDataParallel : public Module<T> {
   const ProcessGroup& process_group() const { return *group_; }
   /// Elements per bucket, and buckets (MPI_Allreduce calls) per gradient average.
   Index bucket_numel() const { return static_cast<Index>(bucket_.size()); }
-  Index num_buckets() const { return (numel(grads_) + cap_ - 1) / cap_; }
+  Index num_buckets() const { return (numel(state_) - numel(buffers_) + cap_ - 1) / cap_; }
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = CommStats{}; }
 
