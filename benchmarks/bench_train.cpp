@@ -12,7 +12,7 @@
 //   1. validates: one training step (loss, logits, every gradient, the SGD update) against
 //      the plain double-precision loops of reference_step.hpp, and the per-layer chain the
 //      time split uses against model.forward, bit for bit; it stops if either disagrees;
-//   2. times `warmup` + `epochs` full training epochs (shuffled DataLoader, zero_grad,
+//   2. times `warmup` + `epochs` full training epochs (shuffled DataLoader, zero_grad(true),
 //      forward, loss, backward, SGD step: the example's loop without its bookkeeping) and
 //      reports the median epoch with min/max;
 //   3. times inference (eval mode, forward only) over the 60k training images;
@@ -218,7 +218,7 @@ void validate(const std::string& name, const MnistDataset<float>& data, Index ba
 
   // The library's step, exactly as timed.
   CrossEntropyLoss<float> criterion;
-  opt->zero_grad();
+  opt->zero_grad(/*set_to_none=*/true);
   const Tensor<float>& out = m.net->forward(batch.images);
   const Tensor<float> logits = out;
   const float loss = criterion.forward(out, batch.labels);
@@ -316,7 +316,7 @@ EpochTime train_epoch(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criter
   for (; b < steps; ++b) {
     if (budget > 0 && b > 0 && bench::wall() - w0 > budget) break;
     const Batch<float>& batch = loader.batch(b);
-    opt.zero_grad();
+    opt.zero_grad(/*set_to_none=*/true);
     const Tensor<float>& out = m.net->forward(batch.images);
     loss_sum += criterion.forward(out, batch.labels);
     m.net->backward(criterion.backward());
@@ -375,7 +375,7 @@ Split split_step(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criterion,
     const Batch<float>& batch = loader.batch(b);
     double t1 = bench::process_cpu();
     t["data"] += t1 - t0;
-    opt.zero_grad();
+    opt.zero_grad(/*set_to_none=*/true);
     t0 = bench::process_cpu();
     t["optimizer"] += t0 - t1;
     const Tensor<float>* y = &batch.images;
@@ -421,9 +421,8 @@ Split split_step(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criterion,
     gemm_us += time_us([&] {
       detail::gemm<float>(n, out, in, {x.data(), in, true}, {w.data(), in, false}, y.data(), out);
     });
-    gemm_us += time_us([&] {
-      detail::gemm_add<float>(out, in, n, {dy.data(), out, false}, {x.data(), in, true}, dw.data(),
-                              in);
+    gemm_us += time_us([&] {  // dW written: the timed loop clears with zero_grad(true)
+      detail::gemm<float>(out, in, n, {dy.data(), out, false}, {x.data(), in, true}, dw.data(), in);
     });
     if (!first)  // the first layer skips dL/dx
       gemm_us += time_us([&] {

@@ -66,7 +66,7 @@ int train(Options o, World& world) {
       if (world.any(stop_signal() != 0)) stop = Stop::signal;
       if (stop != Stop::none) break;
       const io::Batch<float>& batch = train_loader->batch(at.step);
-      s.optimizer.zero_grad();                                    // optimizer.zero_grad()
+      s.optimizer.zero_grad(/*set_to_none=*/true);  // optimizer.zero_grad() (PyTorch 2 default)
       const Tensor<float>& out = model.forward(batch.images);     // out = model(img)
       const float loss = s.criterion.forward(out, batch.labels);  // criterion(out, label)
       if (!std::isfinite(loss)) throw diverged(o, loss, at, lr);
