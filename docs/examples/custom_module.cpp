@@ -69,5 +69,18 @@ int main() {
   GradcheckResult r2 = gradcheck(net, Tensor<double>::randn({5, 7}, gen));
   std::printf("in a Sequential: %s is a parameter; %s\n", net.parameters()[2].name.c_str(),
               r2.ok ? "ok" : r2.failures.c_str());
-  return r.ok && r2.ok ? 0 : 1;
+
+  // After zero_grad(true) backward writes beta's gradient: the value it adds to a zero one.
+  const Tensor<double> x = Tensor<double>::randn({5, 7}, gen),
+                       dy = Tensor<double>::randn({5, 3}, gen);
+  net.zero_grad();
+  net.forward(x);
+  net.backward(dy);
+  const double added = (*net.parameters()[2].grad)[0];
+  net.zero_grad(/*set_to_none=*/true);
+  net.forward(x);
+  net.backward(dy);
+  const bool same = (*net.parameters()[2].grad)[0] == added;
+  std::printf("zero_grad(true): beta's gradient written, %s\n", same ? "the same" : "DIFFERENT");
+  return r.ok && r2.ok && same ? 0 : 1;
 }

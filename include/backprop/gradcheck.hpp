@@ -90,11 +90,13 @@ inline GradcheckResult gradcheck(Module<double>& module, const Tensor<double>& i
   const Tensor<double> r = Tensor<double>::randn(module.forward(x).shape(), gen);
   const auto loss = [&]() { return module.forward(x).vector().dot(r.vector()); };
 
-  // Analytic gradients, from a fresh zero.
+  // Analytic gradients, from a fresh zero (also for a gradient that was none: a parameter
+  // backward does not reach then reads as zero, not as an empty tensor).
   std::vector<Parameter<double>> params = module.parameters();
   std::vector<Tensor<double>> grads_before;
   for (Parameter<double>& p : params) {
     grads_before.push_back(*p.grad);
+    p.grad->resize(p.value->shape());
     p.grad->zero_();
   }
   module.forward(x);

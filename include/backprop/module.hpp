@@ -118,7 +118,8 @@ class Module {
   bool is_training() const { return training_; }
 
   /// Sets every parameter gradient to zero, or with set_to_none to none (PyTorch's
-  /// zero_grad(set_to_none), whose default became true in PyTorch 2.0): an empty tensor that
+  /// zero_grad(set_to_none); ours defaults to false, as PyTorch 1.x, while PyTorch 2.0
+  /// changed its default to true): an empty tensor that
   /// keeps its storage, which the next backward() overwrites instead of adding to. That
   /// saves a pass over the gradients and gives the same values (0 + g is g). Optimizers do
   /// nothing while every gradient is none (Optimizer::has_gradients).

@@ -273,6 +273,7 @@ class Tensor {
 
   // The sanitizer build (BACKPROP_SANITIZE) defines BACKPROP_POISON_RESIZE: a resized buffer
   // then reads as NaN until written, so code that reads one before writing it fails a test.
+  // Define it for a whole program or not at all (it changes inline functions).
   void poison() {
 #ifdef BACKPROP_POISON_RESIZE
     if constexpr (std::numeric_limits<T>::has_quiet_NaN) fill_(std::numeric_limits<T>::quiet_NaN());

@@ -190,12 +190,13 @@ class DistributedDataParallel : public Module<T> {
   /// it; call it yourself after driving module().backward() directly. Averaging is linear,
   /// so accumulating two backwards and averaging each time still gives avg(g1) + avg(g2).
   void all_reduce_gradients() {
-    const int world = group_->world_size();
-    if (world == 1) return;  // nothing to average: a 1-rank job costs no copies
     // A none gradient (zero_grad(true), no backward through it) takes part as zeros, so
-    // that every rank packs the same number of elements.
+    // that every rank packs the same number of elements; on one rank too, so that a job
+    // behaves the same on any number of ranks.
     for (std::size_t i = 0; i < grads_.size(); ++i)
       if (!accumulates_into(*grads_[i], *state_[i])) grads_[i]->zero_();
+    const int world = group_->world_size();
+    if (world == 1) return;  // nothing to average: a 1-rank job costs no copies
     for_each_chunk(grads_, [&](T* data, Index n) {
       const double start = MPI_Wtime();
       all_reduce(data, n, *group_);
