@@ -22,6 +22,15 @@ bool grad_is_none(const Tensor<T>& grad, const Tensor<T>& value) {
   return grad.numel() == 0 && value.numel() != 0;
 }
 
+/// Clears a gradient: to zero, or to none (empty, its storage kept), as zero_grad(set_to_none).
+template <typename T>
+void clear_grad(Tensor<T>& grad, bool set_to_none) {
+  if (set_to_none)
+    grad.resize({0});
+  else
+    grad.zero_();
+}
+
 /// Called by backward() before it puts a parameter's gradient in grad: true if grad holds a
 /// gradient to add to; false if grad was none, which it then resizes to the parameter's
 /// shape (contents unspecified) for the caller to overwrite. Overwriting a none gradient
@@ -119,19 +128,16 @@ class Module {
 
   /// Sets every parameter gradient to zero, or with set_to_none to none (PyTorch's
   /// zero_grad(set_to_none); ours defaults to false, as PyTorch 1.x, while PyTorch 2.0
-  /// changed its default to true): an empty tensor that
-  /// keeps its storage, which the next backward() overwrites instead of adding to. That
-  /// saves a pass over the gradients and gives the same values (0 + g is g). Optimizers do
-  /// nothing while every gradient is none (Optimizer::has_gradients).
+  /// changed its default to true): an empty tensor that keeps its storage, which the next
+  /// backward() overwrites instead of adding to. That saves a pass over the gradients and
+  /// gives the same values (0 + g is g). Optimizers do nothing while every gradient is none
+  /// (Optimizer::has_gradients).
   void zero_grad(bool set_to_none = false) {
     struct Zero : StateVisitor<T> {
       bool none;
       explicit Zero(bool n) : none(n) {}
       void parameter(std::string_view, Tensor<T>&, Tensor<T>& grad) override {
-        if (none)
-          grad.resize({0});
-        else
-          grad.zero_();
+        clear_grad(grad, none);
       }
     } visitor(set_to_none);
     visit(visitor);

@@ -48,12 +48,7 @@ class Optimizer {
   /// Zeroes the gradients of the parameters this optimizer updates, or sets them to none
   /// (see Module::zero_grad; PyTorch's zero_grad(set_to_none)).
   void zero_grad(bool set_to_none = false) {
-    for (Parameter<T>& p : parameters_) {
-      if (set_to_none)
-        p.grad->resize({0});
-      else
-        p.grad->zero_();
-    }
+    for (Parameter<T>& p : parameters_) clear_grad(*p.grad, set_to_none);
   }
 
   double lr() const { return lr_; }
