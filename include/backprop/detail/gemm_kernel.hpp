@@ -173,12 +173,12 @@ inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std
   constexpr int W = S::W;
   constexpr std::size_t rows = R, vectors = NV, lanes_n = NV * W;  // array bounds
   V acc[rows][vectors];
-  for (int r = 0; r < R; ++r)
+  for (int r = 0; r < R; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-
-      // One k step per iteration, never unrolled: clang 14 unrolled this loop, and the copies'
-      // interleaved registers spilled accumulators to the stack on every step. On AMD EPYC Zen 4
-      // that ran the AVX-512 products at 47-57% of the FMA peak; not unrolled, at 77-95%.
+  }
+  // One k step per iteration, never unrolled: clang 14 unrolled this loop, and the copies'
+  // interleaved registers spilled accumulators to the stack on every step. On AMD EPYC Zen 4
+  // that ran the AVX-512 products at 47-57% of the FMA peak; not unrolled, at 77-95%.
 #pragma GCC unroll 1
   for (std::int64_t kk = 0; kk < k; ++kk) {
     const T* bk = b + kk * ldb;        // B's row kk
