@@ -37,18 +37,16 @@ inline std::vector<std::string> write_pictures(
 
   // 1. The first six test digits with their labels and the model's predictions.
   const Index n = std::min<Index>(6, test.size()), f = test.num_features();
+  const std::uint8_t* bytes = test.pixels().data();
   Tensor<float> first({n, f});
-  first.matrix() = test.images().matrix().topRows(n);
+  for (Index i = 0; i < n * f; ++i)
+    first[i] = backprop::io::normalize_byte(bytes[i], test.pixel_mean(), test.pixel_std());
   model.eval();
   const Tensor<float>& pred_out = model.forward(first);
   std::vector<std::vector<std::uint8_t>> pixels;
   std::vector<int> labels, predictions;
   for (Index i = 0; i < n; ++i) {
-    std::vector<std::uint8_t> img(static_cast<std::size_t>(f));
-    for (Index j = 0; j < f; ++j)  // undo Normalize(0.5, 0.5) and ToTensor()
-      img[static_cast<std::size_t>(j)] = static_cast<std::uint8_t>(
-          std::lround(std::clamp((first.at({i, j}) * 0.5f + 0.5f) * 255.0f, 0.0f, 255.0f)));
-    pixels.push_back(img);
+    pixels.emplace_back(bytes + i * f, bytes + (i + 1) * f);
     labels.push_back(static_cast<int>(test.labels()[i]));
     Index pred = 0;
     pred_out.matrix().row(i).maxCoeff(&pred);

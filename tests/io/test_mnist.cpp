@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <backprop/distributed/sampler.hpp>
 #include <backprop/io/mnist.hpp>
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -135,6 +136,22 @@ TEST_CASE("MnistDataset: both splits, raw, gzip and dotted names, normalisation"
   CHECK(test.images_path() == dir + "/t10k-images.idx3-ubyte.gz");
   CHECK(test.images().at({1, 0}) == Approx((40.0 / 255 - 0.1307) / 0.3081).epsilon(1e-15));
   CHECK(test.labels()[2] == 2);
+}
+
+TEST_CASE("MnistDataset: bytes kept as read, normalised by images()", "[mnist]") {
+  const std::string dir = tmp_dir("bytes");
+  const Bytes px = pixel_bytes(4);
+  write(dir, "t10k-images-idx3-ubyte", idx({4, 2, 3}, px));
+  write(dir, "t10k-labels-idx1-ubyte", idx({4}, label_bytes(4)));
+  const MnistDataset<float> test(dir, false, 0.1307f, 0.3081f);
+  CHECK(test.pixels().shape() == Shape{4, 6});
+  CHECK(Bytes(test.pixels().begin(), test.pixels().end()) == px);
+  CHECK(test.pixel_mean() == 0.1307f);
+  CHECK(test.pixel_std() == 0.3081f);
+  const Tensor<float> images = test.images();
+  CHECK(images.shape() == Shape{4, 6});
+  for (Index i = 0; i < 24; ++i)
+    CHECK(images[i] == (float(px[std::size_t(i)]) / 255.0f - 0.1307f) / 0.3081f);
 }
 
 TEST_CASE("MnistDataset: the ends of the byte range map to -1 and 1", "[mnist]") {
@@ -329,6 +346,51 @@ TEST_CASE("DataLoader: over an MnistDataset", "[dataloader][mnist]") {
       const Index row = loader.order()[std::size_t(b * 4 + i)];
       CHECK(batch.labels[i] == train.labels()[row]);
       CHECK(batch.images.matrix().row(i) == train.images().matrix().row(row));
+    }
+  }
+}
+
+// The loaders read MnistDataset's bytes through its table; over the same images as floats
+// (a TensorDataset of images()) they must serve the very same batches, bit for bit.
+std::vector<std::int64_t> labels_of(const Batch<double>& batch) {
+  return {batch.labels.begin(), batch.labels.end()};
+}
+
+TEST_CASE("DataLoader: an MnistDataset's bytes give the batches of its images() as floats",
+          "[dataloader][mnist]") {
+  const std::string dir = tmp_dir("bytes_vs_floats");
+  Bytes px(11 * 4 * 5);
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = std::uint8_t(i * 37);
+  write(dir, "train-images-idx3-ubyte", idx({11, 4, 5}, px));
+  write(dir, "train-labels-idx1-ubyte", idx({11}, label_bytes(11)));
+  const MnistDataset<double> train(dir, true, 0.1307, 0.3081);
+  const backprop::io::TensorDataset<double> floats(train.images(), train.labels());
+  for (const bool drop_last : {false, true}) {
+    DataLoader<double> a(train, 4, /*shuffle=*/true, /*seed=*/9, drop_last);
+    DataLoader<double> b(floats, 4, true, 9, drop_last);
+    for (std::uint64_t epoch = 0; epoch < 3; ++epoch) {
+      a.set_epoch(epoch);
+      b.set_epoch(epoch);
+      REQUIRE(a.num_batches() == (drop_last ? 2 : 3));
+      for (Index k = 0; k < a.num_batches(); ++k) {
+        const Batch<double>& x = a.batch(k);
+        const Batch<double>& y = b.batch(k);
+        CHECK(x.images.shape() == y.images.shape());
+        CHECK(x.images.matrix() == y.images.matrix());
+        CHECK(labels_of(x) == labels_of(y));
+      }
+    }
+  }
+  // One rank's shard of each epoch, read as bytes or as floats.
+  for (int rank = 0; rank < 2; ++rank) {
+    backprop::distributed::DistributedDataLoader<double> a(train, 3, 2, rank, true, 4);
+    backprop::distributed::DistributedDataLoader<double> b(floats, 3, 2, rank, true, 4);
+    a.set_epoch(2);
+    b.set_epoch(2);
+    REQUIRE(a.num_batches() == 2);
+    for (Index k = 0; k < a.num_batches(); ++k) {
+      CHECK(a.batch(k).images.matrix() == b.batch(k).images.matrix());
+      CHECK(labels_of(a.batch(k)) == labels_of(b.batch(k)));
     }
   }
 }

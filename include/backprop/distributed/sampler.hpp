@@ -79,14 +79,13 @@ class DistributedDataLoader : public io::DataLoader<T, Target> {
   DistributedDataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size,
                         int num_replicas, int rank, bool shuffle = false, std::uint64_t seed = 0,
                         bool drop_last = false)
-      : DistributedDataLoader(
-            DistributedSampler(labels.dim() >= 1 ? labels.size(0) : 0, num_replicas, rank), images,
-            labels, batch_size, shuffle, seed, drop_last) {}
+      : DistributedDataLoader(io::InputSource<T>::of(images), labels, batch_size, num_replicas,
+                              rank, shuffle, seed, drop_last) {}
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
   DistributedDataLoader(const Dataset& dataset, Index batch_size, int num_replicas, int rank,
                         bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)
-      : DistributedDataLoader(dataset.images(), dataset.labels(), batch_size, num_replicas, rank,
-                              shuffle, seed, drop_last) {}
+      : DistributedDataLoader(io::DataLoader<T, Target>::input_source(dataset), dataset.labels(),
+                              batch_size, num_replicas, rank, shuffle, seed, drop_last) {}
   // The loader points into the dataset: a temporary would dangle.
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images()),
             typename = std::enable_if_t<!std::is_lvalue_reference_v<Dataset>>>
@@ -107,10 +106,16 @@ class DistributedDataLoader : public io::DataLoader<T, Target> {
     DistributedSampler sampler;
   };
 
-  DistributedDataLoader(const DistributedSampler& sampler, const Tensor<T>& images,
+  DistributedDataLoader(const io::InputSource<T>& inputs, const Tensor<Target>& labels,
+                        Index batch_size, int num_replicas, int rank, bool shuffle,
+                        std::uint64_t seed, bool drop_last)
+      : DistributedDataLoader(
+            DistributedSampler(labels.dim() >= 1 ? labels.size(0) : 0, num_replicas, rank), inputs,
+            labels, batch_size, shuffle, seed, drop_last) {}
+  DistributedDataLoader(const DistributedSampler& sampler, const io::InputSource<T>& inputs,
                         const Tensor<Target>& labels, Index batch_size, bool shuffle,
                         std::uint64_t seed, bool drop_last)
-      : io::DataLoader<T, Target>(images, labels, batch_size, shuffle, seed, drop_last, &shard_,
+      : io::DataLoader<T, Target>(inputs, labels, batch_size, shuffle, seed, drop_last, &shard_,
                                   sampler.num_samples(), "DistributedDataLoader"),
         shard_(sampler) {
     this->set_epoch(0);

@@ -22,9 +22,46 @@ inline Index sample_numel(const Shape& shape) {
   return f;
 }
 
+// Whether a dataset keeps its inputs as bytes, pixels(), to be normalised by pixel_mean() and
+// pixel_std() of type T (MnistDataset).
+template <typename Dataset, typename T, typename = void>
+struct has_pixels : std::false_type {};
+template <typename Dataset, typename T>
+struct has_pixels<Dataset, T,
+                  std::void_t<decltype(std::declval<const Dataset&>().pixels().data()),
+                              decltype(std::declval<const Dataset&>().pixel_std())>>
+    : std::is_same<decltype(std::declval<const Dataset&>().pixel_mean()), T> {};
+
 }  // namespace backprop::detail
 
 namespace backprop::io {
+
+/// A pixel byte b as an input, as torchvision's ToTensor() then Normalize((mean,), (std,))
+/// compute it in float32: (b / 255 - mean) / std, in T.
+template <typename T>
+T normalize_byte(std::uint8_t b, T mean, T std) {
+  return (static_cast<T>(b) / T(255) - mean) / std;
+}
+
+/// Where a loader reads a dataset's inputs (N, ...): `values`, or `bytes` that gathering
+/// normalises (normalize_byte), as MnistDataset keeps its pixels: a quarter of the memory of
+/// the values, and a quarter of what each batch reads from it.
+template <typename T>
+struct InputSource {
+  const T* values = nullptr;
+  const std::uint8_t* bytes = nullptr;
+  T mean = T(0), std = T(1);  // of the bytes
+  Shape shape;                // (N, ...)
+
+  static InputSource of(const Tensor<T>& t) { return {t.data(), nullptr, T(0), T(1), t.shape()}; }
+  static InputSource of(const Tensor<std::uint8_t>& t, T mean, T std) {
+    return {nullptr, t.data(), mean, std, t.shape()};
+  }
+  std::size_t sample_bytes() const {
+    return static_cast<std::size_t>(detail::sample_numel(shape)) * (bytes ? 1 : sizeof(T));
+  }
+  const void* data() const { return bytes ? static_cast<const void*>(bytes) : values; }
+};
 
 /// One mini-batch of B samples, B = batch_size except maybe for the last batch. The names
 /// are MNIST's, the contents any dataset's: `images` holds the inputs (B, ...) and `labels`
@@ -36,24 +73,28 @@ struct Batch {
   Tensor<Target> labels;  // targets (B, ...)
   Index size() const { return labels.dim() > 0 ? labels.size(0) : 0; }
 
-  /// Refills this batch with samples rows[0 .. B) of (all_images, all_labels), B =
+  /// Refills this batch with samples rows[0 .. B) of (inputs, all_labels), B =
   /// image_shape[0]. The shapes come from the caller, which builds them once: switching
   /// between the full and the last batch then never allocates.
-  void gather(const Tensor<T>& all_images, const Tensor<Target>& all_labels, const Index* rows,
+  void gather(const InputSource<T>& inputs, const Tensor<Target>& all_labels, const Index* rows,
               const Shape& image_shape, const Shape& label_shape) {
     images.resize(image_shape);
     labels.resize(label_shape);
-    gather_rows(all_images, rows, images);
-    gather_rows(all_labels, rows, labels);
-  }
-
- private:
-  template <typename U>
-  static void gather_rows(const Tensor<U>& all, const Index* rows, Tensor<U>& out) {
-    const Index b = out.shape()[0], f = detail::sample_numel(out.shape());
-    const U* src = all.data();
-    U* dst = out.data();
-    for (Index i = 0; i < b; ++i) std::copy_n(src + rows[i] * f, f, dst + i * f);
+    const Index b = image_shape[0], f = detail::sample_numel(image_shape);
+    T* dst = images.data();
+    if (inputs.bytes) {  // computed, not looked up in a table: the loop is vectorised
+      const T mean = inputs.mean, sd = inputs.std;  // locals: `out` cannot alias them
+      for (Index i = 0; i < b; ++i) {
+        const std::uint8_t* src = inputs.bytes + rows[i] * f;
+        T* out = dst + i * f;
+        for (Index j = 0; j < f; ++j) out[j] = normalize_byte(src[j], mean, sd);
+      }
+    } else {
+      for (Index i = 0; i < b; ++i) std::copy_n(inputs.values + rows[i] * f, f, dst + i * f);
+    }
+    const Index lf = detail::sample_numel(label_shape);
+    for (Index i = 0; i < b; ++i)
+      std::copy_n(all_labels.data() + rows[i] * lf, lf, labels.data() + i * lf);
   }
 };
 
@@ -101,16 +142,28 @@ class DataLoader {
  public:
   DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size,
              bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)
-      : DataLoader(images, labels, batch_size, shuffle, seed, drop_last, nullptr, -1) {}
+      : DataLoader(InputSource<T>::of(images), labels, batch_size, shuffle, seed, drop_last,
+                   nullptr, -1) {}
 
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
   DataLoader(const Dataset& dataset, Index batch_size, bool shuffle = false, std::uint64_t seed = 0,
              bool drop_last = false)
-      : DataLoader(dataset.images(), dataset.labels(), batch_size, shuffle, seed, drop_last) {}
+      : DataLoader(input_source(dataset), dataset.labels(), batch_size, shuffle, seed, drop_last,
+                   nullptr, -1) {}
   // The loader points into the dataset: a temporary would dangle.
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images()),
             typename = std::enable_if_t<!std::is_lvalue_reference_v<Dataset>>>
   DataLoader(Dataset&&, Index, bool = false, std::uint64_t = 0, bool = false) = delete;
+
+  /// Where a loader reads a dataset's inputs: its pixels(), normalised by pixel_mean() and
+  /// pixel_std(), when it has them (MnistDataset), else its images() tensor.
+  template <typename Dataset>
+  static InputSource<T> input_source(const Dataset& dataset) {
+    if constexpr (detail::has_pixels<Dataset, T>::value)
+      return InputSource<T>::of(dataset.pixels(), dataset.pixel_mean(), dataset.pixel_std());
+    else
+      return InputSource<T>::of(dataset.images());
+  }
 
   /// The seed of epoch e's shuffle: distinct epochs and seeds give unrelated generators.
   static std::uint64_t shuffle_seed(std::uint64_t seed, std::uint64_t epoch) {
@@ -153,7 +206,7 @@ class DataLoader {
     detail::check(b >= 0 && b < num_batches_, where_, "batch ", b, " out of range for ",
                   num_batches_, " batches");
     const bool last = b == num_batches_ - 1;
-    batch_.gather(*images_, *labels_, served().data() + b * batch_size_,
+    batch_.gather(inputs_, *labels_, served().data() + b * batch_size_,
                   last ? last_shape_ : full_shape_, last ? last_labels_shape_ : full_labels_shape_);
     if (!last) prefetch(b + 1);
     return batch_;
@@ -167,9 +220,8 @@ class DataLoader {
   // gather without this and 20-32 us with it (AMD EPYC Zen 5). Only a hint: nothing is read.
   void prefetch(Index b) const {
 #if defined(__GNUC__) || defined(__clang__)
-    const std::size_t bytes =
-        static_cast<std::size_t>(detail::sample_numel(images_->shape())) * sizeof(T);
-    const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(images_->data());
+    const std::size_t bytes = inputs_.sample_bytes();
+    const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(inputs_.data());
     const Index* rows = served().data() + b * batch_size_;
     const Index count =
         std::min(batch_size_, static_cast<Index>(served().size()) - b * batch_size_);
@@ -194,10 +246,10 @@ class DataLoader {
 
   // With a shard, `served_count` samples per epoch are served; the derived constructor calls
   // set_epoch(0) once its shard can select.
-  DataLoader(const Tensor<T>& images, const Tensor<Target>& labels, Index batch_size, bool shuffle,
-             std::uint64_t seed, bool drop_last, const Shard* shard, Index served_count,
-             const char* where = "DataLoader")
-      : images_(&images),
+  DataLoader(const InputSource<T>& inputs, const Tensor<Target>& labels, Index batch_size,
+             bool shuffle, std::uint64_t seed, bool drop_last, const Shard* shard,
+             Index served_count, const char* where = "DataLoader")
+      : inputs_(inputs),
         labels_(&labels),
         batch_size_(batch_size),
         shuffle_(shuffle),
@@ -205,18 +257,19 @@ class DataLoader {
         seed_(seed),
         shard_(shard),
         where_(where) {
-    detail::check(images.dim() >= 1 && labels.dim() >= 1 && images.size(0) == labels.size(0), where,
-                  "expected inputs (N, ...) and targets (N, ...), got ",
-                  detail::shape_str(images.shape()), " and ", detail::shape_str(labels.shape()));
+    const Shape& images = inputs.shape;
+    detail::check(!images.empty() && labels.dim() >= 1 && images[0] == labels.size(0), where,
+                  "expected inputs (N, ...) and targets (N, ...), got ", detail::shape_str(images),
+                  " and ", detail::shape_str(labels.shape()));
     detail::check(batch_size > 0, where, "batch_size must be > 0, got ", batch_size);
-    const Index n = shard ? served_count : images.size(0);
+    const Index n = shard ? served_count : images[0];
     num_batches_ = drop_last ? n / batch_size : (n + batch_size - 1) / batch_size;
     // Both batch shapes are built once: resize() with a prebuilt Shape allocates nothing.
     const Index last =
         drop_last || num_batches_ == 0 ? batch_size : n - (num_batches_ - 1) * batch_size;
-    full_shape_ = images.shape();
+    full_shape_ = images;
     full_shape_[0] = batch_size;
-    last_shape_ = images.shape();
+    last_shape_ = images;
     last_shape_[0] = last;
     full_labels_shape_ = labels.shape();
     full_labels_shape_[0] = batch_size;
@@ -224,7 +277,7 @@ class DataLoader {
     last_labels_shape_[0] = last;
     batch_.images.resize(full_shape_);
     batch_.labels.resize(full_labels_shape_);
-    order_.resize(static_cast<std::size_t>(images.size(0)));
+    order_.resize(static_cast<std::size_t>(images[0]));
     if (shard) {
       indices_.reserve(static_cast<std::size_t>(served_count));
     } else {
@@ -235,7 +288,7 @@ class DataLoader {
  private:
   const std::vector<Index>& served() const { return shard_ ? indices_ : order_; }
 
-  const Tensor<T>* images_;
+  InputSource<T> inputs_;
   const Tensor<Target>* labels_;
   Index batch_size_, num_batches_ = 0;
   bool shuffle_, drop_last_;
