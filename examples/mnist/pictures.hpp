@@ -10,7 +10,6 @@
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
 #include <backprop/io/safetensors.hpp>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>

@@ -5,6 +5,7 @@
 #include <backprop/io/data_loader.hpp>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 using backprop::Index;
@@ -93,6 +94,15 @@ TEST_CASE("DataLoader: drop_last and mismatched datasets", "[dataloader]") {
   CHECK_THROWS_WITH(
       (TensorDataset<float, double>(Tensor<float>({3, 2}), Tensor<double>({4}))),
       Catch::Contains("expected inputs (N, ...) and targets (N, ...), got [3, 2] and [4]"));
-  CHECK_THROWS_WITH((DataLoader<float>(Tensor<float>({3, 2}), Tensor<std::int64_t>({4}), 2)),
+  const Tensor<float> three({3, 2});
+  const Tensor<std::int64_t> four({4});
+  CHECK_THROWS_WITH((DataLoader<float>(three, four, 2)),
                     Catch::Contains("DataLoader: expected inputs (N, ...)"));
+  // The loader points at the tensors: it refuses temporaries, which would dangle.
+  static_assert(!std::is_constructible_v<DataLoader<float>, Tensor<float>,
+                                         const Tensor<std::int64_t>&, Index>);
+  static_assert(!std::is_constructible_v<DataLoader<float>, const Tensor<float>&,
+                                         Tensor<std::int64_t>, Index>);
+  static_assert(std::is_constructible_v<DataLoader<float>, const Tensor<float>&,
+                                        const Tensor<std::int64_t>&, Index>);
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using backprop::Index;
@@ -98,6 +99,10 @@ struct Numbered {
   Tensor<float> images;
   Tensor<std::int64_t> labels;
 };
+
+std::vector<std::int64_t> labels_of(const Batch<double>& batch) {
+  return {batch.labels.begin(), batch.labels.end()};
+}
 
 std::vector<Index> iota(Index n) {
   std::vector<Index> v(static_cast<std::size_t>(n));
@@ -350,12 +355,13 @@ TEST_CASE("DataLoader: over an MnistDataset", "[dataloader][mnist]") {
   }
 }
 
-// The loaders read MnistDataset's bytes through its table; over the same images as floats
-// (a TensorDataset of images()) they must serve the very same batches, bit for bit.
-std::vector<std::int64_t> labels_of(const Batch<double>& batch) {
-  return {batch.labels.begin(), batch.labels.end()};
-}
-
+// The loaders read MnistDataset's bytes and normalise them as they gather; over the same
+// images as floats (a TensorDataset of images()) they must serve the very same batches, bit
+// for bit.
+static_assert(backprop::detail::has_pixels<MnistDataset<double>, double>::value,
+              "the loaders must take MnistDataset's byte path");
+static_assert(!backprop::detail::has_pixels<backprop::io::TensorDataset<double>, double>::value);
+static_assert(!backprop::detail::has_pixels<MnistDataset<float>, double>::value);
 TEST_CASE("DataLoader: an MnistDataset's bytes give the batches of its images() as floats",
           "[dataloader][mnist]") {
   const std::string dir = tmp_dir("bytes_vs_floats");
@@ -381,6 +387,9 @@ TEST_CASE("DataLoader: an MnistDataset's bytes give the batches of its images() 
       }
     }
   }
+  // images() is a new tensor: a loader over it would dangle, so it does not compile.
+  static_assert(!std::is_constructible_v<DataLoader<double>, Tensor<double>,
+                                         const Tensor<std::int64_t>&, Index>);
   // One rank's shard of each epoch, read as bytes or as floats.
   for (int rank = 0; rank < 2; ++rank) {
     backprop::distributed::DistributedDataLoader<double> a(train, 3, 2, rank, true, 4);

@@ -5,8 +5,20 @@
 #include <backprop/io/mnist.hpp>
 #include <cstdio>
 
-int main() {
+// With a directory of MNIST files (not in the test; compiled under the user's warnings): the
+// dataset kept as bytes, normalised by the loader.
+static float first_input(const char* root) {
+  const backprop::io::MnistDataset<float> train(root, /*train=*/true);
+  backprop::io::DataLoader<float> loader(train, /*batch_size=*/64, /*shuffle=*/true, /*seed=*/1);
+  return loader.batch(0).images[0];
+}
+
+int main(int argc, char** argv) {
   using namespace backprop;
+  if (argc > 1) {
+    std::printf("first input of %s: %g\n", argv[1], double(first_input(argv[1])));
+    return 0;
+  }
   Sequential<float> net(Linear<float>(4, 3));
   SGD<float> optimizer(net.parameters(), 0.1, 0.9);
   CrossEntropyLoss<float> criterion;

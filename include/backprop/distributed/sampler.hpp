@@ -81,6 +81,11 @@ class DistributedDataLoader : public io::DataLoader<T, Target> {
                         bool drop_last = false)
       : DistributedDataLoader(io::InputSource<T>::of(images), labels, batch_size, num_replicas,
                               rank, shuffle, seed, drop_last) {}
+  // The loader points at the tensors: temporaries (such as MnistDataset::images()) would dangle.
+  DistributedDataLoader(Tensor<T>&&, const Tensor<Target>&, Index, int, int, bool = false,
+                        std::uint64_t = 0, bool = false) = delete;
+  DistributedDataLoader(const Tensor<T>&, Tensor<Target>&&, Index, int, int, bool = false,
+                        std::uint64_t = 0, bool = false) = delete;
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
   DistributedDataLoader(const Dataset& dataset, Index batch_size, int num_replicas, int rank,
                         bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)

@@ -22,45 +22,58 @@ inline Index sample_numel(const Shape& shape) {
   return f;
 }
 
-// Whether a dataset keeps its inputs as bytes, pixels(), to be normalised by pixel_mean() and
-// pixel_std() of type T (MnistDataset).
+// Whether a dataset keeps its inputs as bytes, pixels() (a tensor of std::uint8_t it owns), to
+// be normalised by pixel_mean() and pixel_std() of type T (MnistDataset).
 template <typename Dataset, typename T, typename = void>
 struct has_pixels : std::false_type {};
 template <typename Dataset, typename T>
 struct has_pixels<Dataset, T,
-                  std::void_t<decltype(std::declval<const Dataset&>().pixels().data()),
+                  std::void_t<decltype(std::declval<const Dataset&>().pixels()),
+                              decltype(std::declval<const Dataset&>().pixel_mean()),
                               decltype(std::declval<const Dataset&>().pixel_std())>>
-    : std::is_same<decltype(std::declval<const Dataset&>().pixel_mean()), T> {};
+    : std::bool_constant<
+          std::is_same_v<decltype(std::declval<const Dataset&>().pixels()),
+                         const Tensor<std::uint8_t>&> &&
+          std::is_same_v<std::decay_t<decltype(std::declval<const Dataset&>().pixel_mean())>, T> &&
+          std::is_same_v<std::decay_t<decltype(std::declval<const Dataset&>().pixel_std())>, T>> {};
 
 }  // namespace backprop::detail
 
 namespace backprop::io {
 
 /// A pixel byte b as an input, as torchvision's ToTensor() then Normalize((mean,), (std,))
-/// compute it in float32: (b / 255 - mean) / std, in T.
+/// compute it in float32: (b / 255 - mean) / std, in T. Two divisions, not a product by
+/// precomputed reciprocals, whose rounding would differ from PyTorch's.
 template <typename T>
 T normalize_byte(std::uint8_t b, T mean, T std) {
   return (static_cast<T>(b) / T(255) - mean) / std;
 }
 
-/// Where a loader reads a dataset's inputs (N, ...): `values`, or `bytes` that gathering
-/// normalises (normalize_byte), as MnistDataset keeps its pixels: a quarter of the memory of
-/// the values, and a quarter of what each batch reads from it.
+/// Where a loader reads a dataset's inputs (N, ...): a tensor of `values`, or of `bytes` that
+/// gathering normalises (normalize_byte), as MnistDataset keeps its pixels: one byte per input
+/// instead of sizeof(T), in memory and in what each batch reads. It points at the tensor, as
+/// the loader does at the targets: keep it alive and in place.
 template <typename T>
 struct InputSource {
-  const T* values = nullptr;
-  const std::uint8_t* bytes = nullptr;
-  T mean = T(0), std = T(1);  // of the bytes
-  Shape shape;                // (N, ...)
+  const Tensor<T>* values = nullptr;
+  const Tensor<std::uint8_t>* bytes = nullptr;
+  T mean = T(0), stddev = T(1);  // of the bytes
 
-  static InputSource of(const Tensor<T>& t) { return {t.data(), nullptr, T(0), T(1), t.shape()}; }
-  static InputSource of(const Tensor<std::uint8_t>& t, T mean, T std) {
-    return {nullptr, t.data(), mean, std, t.shape()};
+  static InputSource of(const Tensor<T>& t) { return {&t, nullptr, T(0), T(1)}; }
+  static InputSource of(const Tensor<std::uint8_t>& t, T mean, T stddev) {
+    return {nullptr, &t, mean, stddev};
   }
+  // A temporary would dangle.
+  static InputSource of(Tensor<T>&&) = delete;
+  static InputSource of(Tensor<std::uint8_t>&&, T, T) = delete;
+
+  const Shape& shape() const { return bytes ? bytes->shape() : values->shape(); }
   std::size_t sample_bytes() const {
-    return static_cast<std::size_t>(detail::sample_numel(shape)) * (bytes ? 1 : sizeof(T));
+    return static_cast<std::size_t>(detail::sample_numel(shape())) * (bytes ? 1 : sizeof(T));
   }
-  const void* data() const { return bytes ? static_cast<const void*>(bytes) : values; }
+  const void* data() const {
+    return bytes ? static_cast<const void*>(bytes->data()) : values->data();
+  }
 };
 
 /// One mini-batch of B samples, B = batch_size except maybe for the last batch. The names
@@ -82,15 +95,20 @@ struct Batch {
     labels.resize(label_shape);
     const Index b = image_shape[0], f = detail::sample_numel(image_shape);
     T* dst = images.data();
-    if (inputs.bytes) {  // computed, not looked up in a table: the loop is vectorised
-      const T mean = inputs.mean, sd = inputs.std;  // locals: `out` cannot alias them
+    if (inputs.bytes) {
+      // Computed, not looked up in a table of 256 values: this loop is vectorised, a table's
+      // lookups are not (they cost as much as copying floats; docs/benchmarks.md). The locals
+      // keep `out` from aliasing mean and stddev.
+      const T mean = inputs.mean, sd = inputs.stddev;
+      const std::uint8_t* all = inputs.bytes->data();
       for (Index i = 0; i < b; ++i) {
-        const std::uint8_t* src = inputs.bytes + rows[i] * f;
+        const std::uint8_t* src = all + rows[i] * f;
         T* out = dst + i * f;
         for (Index j = 0; j < f; ++j) out[j] = normalize_byte(src[j], mean, sd);
       }
     } else {
-      for (Index i = 0; i < b; ++i) std::copy_n(inputs.values + rows[i] * f, f, dst + i * f);
+      const T* all = inputs.values->data();
+      for (Index i = 0; i < b; ++i) std::copy_n(all + rows[i] * f, f, dst + i * f);
     }
     const Index lf = detail::sample_numel(label_shape);
     for (Index i = 0; i < b; ++i)
@@ -124,7 +142,8 @@ class TensorDataset {
 
 /// Mini-batches over (inputs, targets), as torch.utils.data.DataLoader(dataset, batch_size,
 /// shuffle, drop_last) with a seeded generator. The dataset is any object with images() and
-/// labels() (MnistDataset, TensorDataset) or a pair of tensors (N, ...) and (N, ...). Epoch
+/// labels() (MnistDataset, whose pixels() it reads as bytes; TensorDataset) or a pair of
+/// tensors (N, ...) and (N, ...). Epoch
 /// e's order is a Fisher-Yates shuffle by Generator(shuffle_seed(seed, e)) of 0..N-1, so it
 /// depends only on (seed, e): a resumed run calls set_epoch(e) and sees the very same
 /// batches. The loader keeps pointers to the dataset's tensors (no copy; keep the dataset
@@ -144,6 +163,11 @@ class DataLoader {
              bool shuffle = false, std::uint64_t seed = 0, bool drop_last = false)
       : DataLoader(InputSource<T>::of(images), labels, batch_size, shuffle, seed, drop_last,
                    nullptr, -1) {}
+  // The loader points at the tensors: temporaries (such as MnistDataset::images()) would dangle.
+  DataLoader(Tensor<T>&&, const Tensor<Target>&, Index, bool = false, std::uint64_t = 0,
+             bool = false) = delete;
+  DataLoader(const Tensor<T>&, Tensor<Target>&&, Index, bool = false, std::uint64_t = 0,
+             bool = false) = delete;
 
   template <typename Dataset, typename = decltype(std::declval<const Dataset&>().images())>
   DataLoader(const Dataset& dataset, Index batch_size, bool shuffle = false, std::uint64_t seed = 0,
@@ -159,10 +183,13 @@ class DataLoader {
   /// pixel_std(), when it has them (MnistDataset), else its images() tensor.
   template <typename Dataset>
   static InputSource<T> input_source(const Dataset& dataset) {
-    if constexpr (detail::has_pixels<Dataset, T>::value)
+    if constexpr (detail::has_pixels<Dataset, T>::value) {
       return InputSource<T>::of(dataset.pixels(), dataset.pixel_mean(), dataset.pixel_std());
-    else
+    } else {
+      static_assert(std::is_lvalue_reference_v<decltype(dataset.images())>,
+                    "the loader points into the dataset: its images() must return a reference");
       return InputSource<T>::of(dataset.images());
+    }
   }
 
   /// The seed of epoch e's shuffle: distinct epochs and seeds give unrelated generators.
@@ -215,9 +242,10 @@ class DataLoader {
  private:
   // Asks the CPU to start loading batch b's inputs into its caches, so that they arrive while
   // the caller trains on the current batch: shuffled samples lie anywhere in the dataset
-  // (188 MB for MNIST's training set), and gathering them waited on memory: with 4 MB
-  // streamed between batches, as a training step does, a batch of 64 took 36-37 us to
-  // gather without this and 20-32 us with it (AMD EPYC Zen 5). Only a hint: nothing is read.
+  // (188 MB for MNIST's training set as floats, 47 MB as bytes), and gathering them waited on
+  // memory: with 4 MB streamed between batches, as a training step does, a batch of 64 floats
+  // took 36-37 us to gather without this and 20-32 us with it (AMD EPYC Zen 5). Only a hint:
+  // nothing is read.
   void prefetch(Index b) const {
 #if defined(__GNUC__) || defined(__clang__)
     const std::size_t bytes = inputs_.sample_bytes();
@@ -257,7 +285,7 @@ class DataLoader {
         seed_(seed),
         shard_(shard),
         where_(where) {
-    const Shape& images = inputs.shape;
+    const Shape& images = inputs.shape();
     detail::check(!images.empty() && labels.dim() >= 1 && images[0] == labels.size(0), where,
                   "expected inputs (N, ...) and targets (N, ...), got ", detail::shape_str(images),
                   " and ", detail::shape_str(labels.shape()));

@@ -23,9 +23,9 @@ namespace backprop::io {
 /// torchvision.datasets.MNIST(root, train, transform=Compose([ToTensor(),
 /// Normalize((mean,), (std,))])): every pixel byte b becomes x = (b / 255 - mean) / std,
 /// computed in T as PyTorch does in float32. Images are flattened to (N, rows * cols).
-/// The pixels stay bytes, and a DataLoader normalises them as it gathers each batch: a quarter
-/// of the memory of normalised floats (47 MB for MNIST's training set, not 188), and a quarter
-/// of what each batch reads.
+/// The pixels stay bytes, and a DataLoader normalises them as it gathers each batch: one byte
+/// per input instead of sizeof(T), in memory (47 MB for MNIST's training set, not 188 as
+/// floats) and in what each batch reads.
 /// Example: MnistDataset<float> train("data/mnist", /*train=*/true);
 template <typename T>
 class MnistDataset {
@@ -57,11 +57,13 @@ class MnistDataset {
   /// A byte b stands for the input normalize_byte(b, pixel_mean(), pixel_std()) (data_loader.hpp).
   T pixel_mean() const { return mean_; }
   T pixel_std() const { return std_; }
-  /// (N, rows * cols), normalised: a new tensor on each call (loaders read pixels() instead).
+  /// (N, rows * cols), normalised: a new tensor on each call (loaders read pixels() instead,
+  /// and refuse this temporary).
   Tensor<T> images() const {
     Tensor<T> out(pixels_.shape());
-    std::transform(pixels_.begin(), pixels_.end(), out.begin(),
-                   [this](std::uint8_t b) { return normalize_byte(b, mean_, std_); });
+    std::transform(
+        pixels_.begin(), pixels_.end(), out.begin(),
+        [mean = mean_, sd = std_](std::uint8_t b) { return normalize_byte(b, mean, sd); });
     return out;
   }
   /// (N), class indices in [0, num_classes).
