@@ -2,7 +2,7 @@
 // detail/gemm.hpp: the product (gemm_kernel.hpp's kernel, or Eigen's for depths <= 16 or > 2048
 // and builds without AVX2) against a plain triple loop in long double, for every
 // operand layout, edge sizes (1, every remainder of the kernels' row tiles and column panels,
-// several depth and column blocks), strided views, overwrite and accumulate.
+// several depth and column blocks), packed panels, strided views, overwrite and accumulate.
 #include <algorithm>
 #include <backprop/detail/gemm.hpp>
 #include <backprop/parallel.hpp>
@@ -106,6 +106,10 @@ void check_all_shapes() {
                          {32, 9, 70},
                          {48, 130, 66}})
     all.push_back(s);
+  // B's panels packed in AVX2 builds (pack_panels: rows spread over 128 KiB or more): dL/dx
+  // of a 784 -> 300 layer, a partial last panel and row tile after packed panels, and a
+  // product of one row tile, which reads B in place.
+  for (const Shape& s : {Shape{64, 784, 300}, {50, 301, 600}, {5, 100, 400}}) all.push_back(s);
   for (const Shape& s : all)
     for (bool a_rows : {true, false})
       for (bool b_rows : {true, false})
@@ -200,9 +204,10 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
 // Products of kParallelMinFlops and more are shared by the pool's threads: through our kernel
 // cut into one part per thread, along rows (m >= n; 301: a partial row tile) or columns
 // (partial last panels; with m > n and B column-major, B packed and its partial last panel
-// read in place), and through Eigen's in tiles fixed by the shape (k <= 16 or k > 2048, or any
-// k in builds without AVX2; 50 MFLOP or more; more than 1024 rows: two row blocks). The result
-// is bitwise the same for any thread count, and within the error bound of a plain loop.
+// read in place; in AVX2 builds, B's panels packed in one slice per part), and through Eigen's in
+// tiles fixed by the shape (k <= 16 or k > 2048, or any k in builds without AVX2; 50 MFLOP or more;
+// more than 1024 rows: two row blocks). The result is bitwise the same for any thread count, and
+// within the error bound of a plain loop.
 template <typename T>
 void check_threads(const std::vector<Shape>& shapes) {
   struct OneThreadAfter {

@@ -132,21 +132,32 @@ inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T
 // along its longer side (which also cuts the larger of A and B), into whole row tiles or
 // whole panels of columns, so that every part runs at the speed of the whole. B's partial
 // last panel is copied once, here on the caller (a helper's copy would allocate whenever it
-// first ran that part, deep into training), and shared by the parts.
+// first ran that part, deep into training), and shared by the parts; for the same reason the
+// caller sizes the buffer where each part packs B's panels (pack_panels), one slice per part.
 template <typename T>
 void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
                           const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
                           bool accumulate) {
   const TailPanel<T> tail = tail_panel(n, k, b, ldb, b_padded);
-  if (!parallel_product(m, n, k) || thread_pool().size() == 1)
-    return gemm_direct<T>(m, n, k, a, b, ldb, tail, c, accumulate);
-  auto rows = [&](std::int64_t i, std::int64_t end) {
+  const bool parallel = parallel_product(m, n, k) && thread_pool().size() > 1;
+  const std::int64_t slice = pack_panels<T>(k, ldb) ? k * kNV * Simd<T>::W : 0;
+  const std::int64_t slices = parallel ? thread_pool().size() : 1;
+  thread_local std::vector<T> packs;  // keeps its capacity from call to call
+  if (slice > 0 && packs.size() < static_cast<std::size_t>(slices * slice))
+    packs.resize(static_cast<std::size_t>(slices * slice));
+  T* const packed = packs.data();  // the caller's buffer (in a helper, `packs` is the helper's)
+  const auto pack = [&](std::int64_t part) {
+    return slice > 0 && part < slices ? packed + part * slice : nullptr;
+  };
+  if (!parallel) return gemm_direct<T>(m, n, k, a, b, ldb, tail, c, accumulate, pack(0));
+  auto rows = [&](std::int64_t i, std::int64_t end, std::int64_t part) {
     gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb, tail,
-                   {c.data + i * c.rs, c.rs, c.cs}, accumulate);
+                   {c.data + i * c.rs, c.rs, c.cs}, accumulate, pack(part));
   };
   // Every part but the last is whole panels; the last ends with B's tail, as the whole does.
-  auto cols = [&](std::int64_t j, std::int64_t end) {
-    gemm_direct<T>(m, end - j, k, a, b + j, ldb, tail, {c.data + j * c.cs, c.rs, c.cs}, accumulate);
+  auto cols = [&](std::int64_t j, std::int64_t end, std::int64_t part) {
+    gemm_direct<T>(m, end - j, k, a, b + j, ldb, tail, {c.data + j * c.cs, c.rs, c.cs}, accumulate,
+                   pack(part));
   };
   if (m >= n)
     run_parts(m, kMR, rows);

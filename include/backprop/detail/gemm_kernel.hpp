@@ -6,8 +6,9 @@
 // Why: Eigen's kernel packs both operands into panels on every call. At a batch of 64 the
 // weight matrix W is the big operand, and packing it (one read and one write of every weight
 // per product) held the forward product near 66% of the FMA peak (AMD EPYC Zen 5, Eigen 3.4).
-// This kernel packs nothing big. It reads B (k x n, unit column stride) in place, a few
-// vectors per row, and broadcasts A's elements one at a time from wherever they are, so A may
+// This kernel packs nothing big. It reads B (k x n, unit column stride) a few vectors per
+// row, in place (or, in AVX2 builds, from a copy of one panel at a time when B's rows are far
+// apart: pack_panel), and broadcasts A's elements one at a time from wherever they are, so A may
 // have any strides. A tile of MR rows x NV vectors of C stays in registers over all of k:
 //   for kk = 0 .. k-1:
 //     b[v] = B[kk, j + v*W .. j + v*W + W)        NV vector loads (W lanes each)
@@ -71,6 +72,8 @@ struct Simd<double> {
 };
 // 32 vector registers: 6 x 4 accumulators, 4 of B, 1 broadcast.
 constexpr int kMR = 6, kNV = 4;
+// B's panels are read in place (see pack_panel).
+constexpr bool kPackPanels = false;
 #else
 inline namespace avx2 {
 template <typename T>
@@ -99,6 +102,8 @@ struct Simd<double> {
 };
 // 16 vector registers: 6 x 2 accumulators, 2 of B, 1 broadcast.
 constexpr int kMR = 6, kNV = 2;
+// B's panels are packed when their rows spread over many pages (see pack_panel).
+constexpr bool kPackPanels = true;
 #endif
 
 // The 8 x 8 floats (4 x 4 doubles) at src, rows `ss` apart, transposed into dst, rows `ds`
@@ -310,17 +315,51 @@ inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const T* b, std::
   return {padded.data(), ld};
 }
 
+// Packing B's panels. Each row tile walks its panel of B, k rows ldb apart, from top to
+// bottom. When those rows spread over more than kPackMinBytes, 32 pages of 4 KiB (half the
+// first-level data TLB of an AMD Zen 3 or Zen 4), every walk misses that TLB on most rows:
+// the AVX2 tile has only 12 FMAs (6 cycles) per row of B to hide each miss. So the AVX2
+// build copies each such panel once into `pack`, k x P contiguous elements, for all its row
+// tiles, as BLAS libraries pack B (Goto and van de Geijn, "Anatomy of high-performance
+// matrix multiplication", 2008, on the TLB). The reference models' products at a batch of 64
+// ran 1.13x faster in all (up to 1.26x each), at 256 1.32x (AMD EPYC Zen 4, x86-64-v3
+// build; docs/benchmarks.md). The AVX-512 tile spends 4x as long on each row; there packing
+// gained nothing in all (1.02x) and slowed dL/dx 4-7%, so the AVX-512 build reads B in place.
+// The copy moves values only: each element of C is the same chain of FMAs.
+inline constexpr std::int64_t kPackMinBytes = 128 * 1024;
+template <typename T>
+inline bool pack_panels(std::int64_t k, std::int64_t ldb) {
+  constexpr int P = kNV * Simd<T>::W;
+  return kPackPanels && ldb > P && k * ldb * std::int64_t(sizeof(T)) >= kPackMinBytes;
+}
+template <typename T>
+inline void pack_panel(std::int64_t k, const T* b, std::int64_t ldb, T* pack) {
+  constexpr int W = Simd<T>::W, P = kNV * W;
+  for (std::int64_t kk = 0; kk < k; ++kk)
+    for (int v = 0; v < kNV; ++v)
+      Simd<T>::store(pack + kk * P + v * W, Simd<T>::load(b + kk * ldb + v * W));
+}
+
 // C (m x n) (+)= A (m x k) B (k x n); B's rows are contiguous (row stride ldb), A and C may
 // have any strides; `tail` is tail_panel(n, ...) of the same B. One copy of the tail (k x fewer
-// than P elements) serves all row tiles, and all the parts that threads compute.
+// than P elements) serves all row tiles, and all the parts that threads compute. With `pack`
+// (k x P elements, when pack_panels(k, ldb)), each full panel that more than one row tile
+// reads is packed there first.
 template <typename T>
 inline void gemm_direct(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
                         const T* b, std::int64_t ldb, const TailPanel<T>& tail_b,
-                        const Strided<T>& c, bool accumulate) {
+                        const Strided<T>& c, bool accumulate, T* pack = nullptr) {
   constexpr int W = Simd<T>::W, P = kNV * W;
   const std::int64_t full = n / P * P, tail = n - full;
-  for (std::int64_t j = 0; j < full; j += P)
-    gemm_panel<T, kNV>(m, k, a, b + j, ldb, {c.data + j * c.cs, c.rs, c.cs}, P, accumulate);
+  for (std::int64_t j = 0; j < full; j += P) {
+    const Strided<T> cj{c.data + j * c.cs, c.rs, c.cs};
+    if (pack && m > kMR) {
+      pack_panel(k, b + j, ldb, pack);
+      gemm_panel<T, kNV>(m, k, a, pack, P, cj, P, accumulate);
+    } else {
+      gemm_panel<T, kNV>(m, k, a, b + j, ldb, cj, P, accumulate);
+    }
+  }
   if (tail > 0)
     gemm_narrow_panel<T>(static_cast<int>((tail + W - 1) / W), m, k, a, tail_b.data, tail_b.ld,
                          {c.data + full * c.cs, c.rs, c.cs}, tail, accumulate);

@@ -10,6 +10,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace backprop {
@@ -247,9 +248,10 @@ inline ThreadPool& thread_pool() {
 
 // Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
 // `align` elements per thread), each a multiple of `align` long except the last, and calls
-// part(begin, end) for each on the pool's threads, the caller the first. Only for work whose
-// result does not depend on where it is cut. With one helper on time (two threads), each core
-// computes the same part of every step, from the same data, and keeps it in its own cache.
+// part(begin, end) for each on the pool's threads, the caller the first; or part(begin, end,
+// index) with the part's index (0 .. threads - 1) if `part` takes three arguments. Only for
+// work whose result does not depend on where it is cut. With one helper on time (two threads), each
+// core computes the same part of every step, from the same data, and keeps it in its own cache.
 template <typename F>
 void run_parts(std::int64_t total, std::int64_t align, F& part) {
   struct Ctx {
@@ -263,7 +265,10 @@ void run_parts(std::int64_t total, std::int64_t align, F& part) {
         const Ctx& c = *static_cast<Ctx*>(p);
         const std::int64_t begin = i * c.units / c.parts * c.align;
         const std::int64_t end = std::min(c.total, (i + 1) * c.units / c.parts * c.align);
-        (*c.part)(begin, end);
+        if constexpr (std::is_invocable_v<F&, std::int64_t, std::int64_t, std::int64_t>)
+          (*c.part)(begin, end, i);
+        else
+          (*c.part)(begin, end);
       },
       &ctx);
 }
