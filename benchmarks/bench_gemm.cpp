@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   }
 #if BACKPROP_GEMM_KERNEL
   // Which operand of y = x W^T to copy row-major for the kernel (gemm.hpp, gemm_by_kernel):
-  // x^T, for C^T = W x^T stored transposed (what detail::gemm does up to kPackRowsMax rows),
+  // x^T, for C^T = W x^T stored transposed (what detail::gemm does up to kCopyRowsMax rows),
   // or W^T, for C = x W^T stored row-major; and C^T = W x^T stored row-major, a result in the
   // wrong layout that shows what storing it transposed costs.
   std::printf("\ny = x W^T through the kernel, copy included: us per call (%% of peak)\n\n");

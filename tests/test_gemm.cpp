@@ -186,24 +186,28 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
             else
               detail::gemm<float>(m, n, s.k, ai, bj, cij, s.n);
           };
-          std::vector<float> whole = start, by_rows = start, by_columns = start;
+          std::vector<float> whole = start, by_rows = start, by_columns = start, one_tile = start;
           product(0, s.m, 0, s.n, whole);
           const std::int64_t i1 = s.m / 3, j1 = s.n / 3;  // uneven cuts, as a thread split
           product(0, i1, 0, s.n, by_rows);
           product(i1, s.m - i1, 0, s.n, by_rows);
           product(0, s.m, 0, j1, by_columns);
           product(0, s.m, j1, s.n - j1, by_columns);
+          // One row tile reads B in place, the rest from packed panels (AVX2 builds).
+          product(0, detail::kMR, 0, s.n, one_tile);
+          product(detail::kMR, s.m - detail::kMR, 0, s.n, one_tile);
           INFO("m " << s.m << " n " << s.n << " k " << s.k << " A row-major " << a_rows
                     << ", B row-major " << b_rows << ", accumulate " << accumulate);
           CHECK(by_rows == whole);
           CHECK(by_columns == whole);
+          CHECK(one_tile == whole);
         }
 }
 #endif
 
 // Products of kParallelMinFlops and more are shared by the pool's threads: through our kernel
 // cut into one part per thread, along rows (m >= n; 301: a partial row tile) or columns
-// (partial last panels; with m > n and B column-major, B packed and its partial last panel
+// (partial last panels; with m > n and B column-major, B copied and its partial last panel
 // read in place; in AVX2 builds, B's panels packed in one slice per part), and through Eigen's in
 // tiles fixed by the shape (k <= 16 or k > 2048, or any k in builds without AVX2; 50 MFLOP or more;
 // more than 1024 rows: two row blocks). The result is bitwise the same for any thread count, and
@@ -274,7 +278,9 @@ TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 
                           {64, 300, 100}});
   }
   // Double's panels are half as wide: other partial panels and part edges.
-  SECTION("double") { check_threads<double>({{301, 64, 128}, {64, 300, 100}, {90, 1001, 40}}); }
+  SECTION("double") {
+    check_threads<double>({{301, 64, 128}, {64, 300, 100}, {90, 1001, 40}, {600, 150, 300}});
+  }
 }
 
 TEST_CASE("gemm: k = 0 writes zeros or leaves C, m = 0 or n = 0 touches nothing", "[gemm]") {

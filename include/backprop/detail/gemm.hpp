@@ -165,17 +165,17 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
     run_parts(n, kNV * Simd<T>::W, cols);
 }
 
-// The product through gemm_kernel.hpp's kernel, which reads B's rows in place. When A and B
+// The product through gemm_kernel.hpp's kernel, which reads B by rows. When A and B
 // are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
 // in B's place; when A is row-major and B column-major (y = x W^T), one of them is copied
-// row-major first, once for all threads: A^T (x^T, the batch) up to kPackRowsMax rows of A,
+// row-major first, once for all threads: A^T (x^T, the batch) up to kCopyRowsMax rows of A,
 // so that C^T's rows are the outputs and its columns the batch, whole panels at batches of
 // 64, 128 and 256; else the smaller of A^T and B, which bounds the copy by the larger
 // operand's size. Either way each element of C is the same chain of FMAs. In bench_gemm's
 // second table, copying x^T ran every forward product of the reference models 1.01-1.27x
 // faster than copying W^T at batches 64-256, and 2x for their last layer (100 -> 10, where
 // W^T makes one-vector panels) (AMD EPYC Zen 5; docs/benchmarks.md).
-inline constexpr std::int64_t kPackRowsMax = 256;
+inline constexpr std::int64_t kCopyRowsMax = 256;
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,
                     const Operand<T>& b, T* c, std::int64_t ldc, bool accumulate) {
@@ -195,14 +195,14 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
                             accumulate);
     return;
   }
-  thread_local std::vector<T> packed;  // row-major, rows padded with zeros to whole vectors
-  if (m <= n || m <= kPackRowsMax) {   // A^T (k x m) packed; C^T = B^T A^T
-    const std::int64_t ld = copy_transposed(k, m, a.data, a.stride, packed);
-    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), packed.data(), ld, true, {c, 1, ldc},
+  thread_local std::vector<T> copied;  // row-major, rows padded with zeros to whole vectors
+  if (m <= n || m <= kCopyRowsMax) {   // A^T (k x m) copied; C^T = B^T A^T
+    const std::int64_t ld = copy_transposed(k, m, a.data, a.stride, copied);
+    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), copied.data(), ld, true, {c, 1, ldc},
                             accumulate);
-  } else {  // B (k x n) packed
-    const std::int64_t ld = copy_transposed(k, n, b.data, b.stride, packed);
-    gemm_direct_parallel<T>(m, n, k, strided(a), packed.data(), ld, true, {c, ldc, 1}, accumulate);
+  } else {  // B (k x n) copied
+    const std::int64_t ld = copy_transposed(k, n, b.data, b.stride, copied);
+    gemm_direct_parallel<T>(m, n, k, strided(a), copied.data(), ld, true, {c, ldc, 1}, accumulate);
   }
 }
 #endif  // BACKPROP_GEMM_KERNEL

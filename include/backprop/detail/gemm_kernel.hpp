@@ -316,18 +316,19 @@ inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const T* b, std::
 }
 
 // Packing B's panels. Each row tile walks its panel of B, k rows ldb apart, from top to
-// bottom. When those rows spread over more than kPackMinBytes, 32 pages of 4 KiB (about half
-// the first-level data TLB of an AMD Zen 3 or Zen 4), every walk misses that TLB on most rows
-// (inferred from the speed-up below: the VMs measured count no TLB events):
-// the AVX2 tile has only 12 FMAs (6 cycles) per row of B to hide each miss. So the AVX2
+// bottom. When those rows spread over kPackMinBytes or more, 32 pages of 4 KiB (about half
+// the first-level data TLB of an AMD Zen 3 or Zen 4, which A's and C's pages share), the
+// walks miss that TLB (inferred from the speed-up below: the VMs measured count no TLB
+// events; the threshold is where packing stopped paying in that measurement), and the AVX2
+// tile has only 12 FMAs (6 cycles) per row of B to hide each miss. So the AVX2
 // build copies each such panel once into `pack`, k x P contiguous elements, for all its row
 // tiles, as BLAS libraries pack B (Goto and van de Geijn, "Anatomy of high-performance
 // matrix multiplication", 2008, on the TLB). The reference models' products at a batch of 64
 // ran 1.13x faster in all (up to 1.25x each), at 256 1.32x (AMD EPYC Zen 4, x86-64-v3
-// build; docs/benchmarks.md). The AVX-512 tile spends 4x as long on each row; there packing
-// gained nothing in all (0.98x at a batch of 64, 1.02x at 256; dL/dx 6-7% slower at 64), so
-// the AVX-512 build reads B in place.
-// The copy moves values only: each element of C is the same chain of FMAs.
+// build; docs/benchmarks.md). The AVX-512 tile spends 4x as long on each row on a Zen 4 (2x
+// on a Zen 5, not measured); there packing gained nothing in all (0.98x at a batch of 64, 1.02x at
+// 256; dL/dx 6-7% slower at 64), so the AVX-512 build reads B in place. The copy moves values only:
+// each element of C is the same chain of FMAs.
 inline constexpr std::int64_t kPackMinBytes = 128 * 1024;
 template <typename T>
 inline bool pack_panels(std::int64_t k, std::int64_t ldb) {
