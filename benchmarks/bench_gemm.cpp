@@ -125,19 +125,19 @@ int main(int argc, char** argv) {
   for (const Layer& l : layers) {
     const std::int64_t n = batch, in = l.in, out = l.out;
     std::vector<float> x(std::size_t(n * in), 0.5f), w(std::size_t(out * in), 0.01f),
-        y(std::size_t(n * out)), packed;
+        y(std::size_t(n * out)), copied;
     const double flops = 2.0 * double(n) * double(in) * double(out);
     const auto pct = [&](double us) { return flops / (us * 1e-6) / 1e9 / peak.per_core * 100; };
     const auto x_t = [&](bool transposed_store) {
-      const std::int64_t ld = detail::copy_transposed(in, n, x.data(), in, packed);
+      const std::int64_t ld = detail::copy_transposed(in, n, x.data(), in, copied);
       const detail::Strided<float> c{y.data(), transposed_store ? 1 : n,
                                      transposed_store ? out : 1};
-      detail::gemm_direct_parallel<float>(out, n, in, {w.data(), in, 1}, packed.data(), ld, true, c,
+      detail::gemm_direct_parallel<float>(out, n, in, {w.data(), in, 1}, copied.data(), ld, true, c,
                                           false);
     };
     const auto w_t = [&] {
-      const std::int64_t ld = detail::copy_transposed(in, out, w.data(), in, packed);
-      detail::gemm_direct_parallel<float>(n, out, in, {x.data(), in, 1}, packed.data(), ld, true,
+      const std::int64_t ld = detail::copy_transposed(in, out, w.data(), in, copied);
+      detail::gemm_direct_parallel<float>(n, out, in, {x.data(), in, 1}, copied.data(), ld, true,
                                           {y.data(), out, 1}, false);
     };
     const auto [tx, tw] = time_pair(

@@ -123,7 +123,7 @@ TEST_CASE("gemm: matches a plain triple loop, float", "[gemm]") { check_all_shap
 TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_shapes<double>(); }
 
 #if BACKPROP_GEMM_KERNEL
-// The packed transposes (copy_transposed: whole 8 x 8 or 4 x 4 blocks in registers, the
+// The transposed copies (copy_transposed: whole 8 x 8 or 4 x 4 blocks in registers, the
 // edges element by element) against the definition, every remainder of the blocks on both
 // sides, sources whose row stride equals or exceeds their rows, and the zero padding to whole
 // vectors.
@@ -150,7 +150,7 @@ void check_copy_transposed() {
         CHECK(same);
       }
 }
-TEST_CASE("gemm_kernel.hpp: the packed transposes are exact, edges and padding included",
+TEST_CASE("gemm_kernel.hpp: the transposed copies are exact, edges and padding included",
           "[gemm]") {
   check_copy_transposed<float>();
   check_copy_transposed<double>();
@@ -193,7 +193,8 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
           product(i1, s.m - i1, 0, s.n, by_rows);
           product(0, s.m, 0, j1, by_columns);
           product(0, s.m, j1, s.n - j1, by_columns);
-          // One row tile reads B in place, the rest from packed panels (AVX2 builds).
+          // One row tile reads B in place, the rest from packed panels (AVX2 builds, B
+          // row-major; with both column-major this is a cut of C^T's columns).
           product(0, detail::kMR, 0, s.n, one_tile);
           product(detail::kMR, s.m - detail::kMR, 0, s.n, one_tile);
           INFO("m " << s.m << " n " << s.n << " k " << s.k << " A row-major " << a_rows

@@ -145,7 +145,11 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
   thread_local std::vector<T> packs;  // keeps its capacity from call to call
   if (slice > 0 && packs.size() < static_cast<std::size_t>(slices * slice))
     packs.resize(static_cast<std::size_t>(slices * slice));
-  T* const packed = packs.data();  // the caller's buffer (in a helper, `packs` is the helper's)
+  // A lambda does not capture a thread_local: run on a helper, `packs` would name the
+  // helper's own buffer. So the parts get the caller's through this pointer.
+  T* const packed = packs.data();
+  // run_parts makes at most as many parts as the pool has threads; if set_num_threads() raced
+  // with this call and made more, the extra parts read B in place (the same bits).
   const auto pack = [&](std::int64_t part) {
     return slice > 0 && part < slices ? packed + part * slice : nullptr;
   };

@@ -6,10 +6,11 @@
 // Why: Eigen's kernel packs both operands into panels on every call. At a batch of 64 the
 // weight matrix W is the big operand, and packing it (one read and one write of every weight
 // per product) held the forward product near 66% of the FMA peak (AMD EPYC Zen 5, Eigen 3.4).
-// This kernel packs nothing big. It reads B (k x n, unit column stride) a few vectors per
-// row, in place (or, in AVX2 builds, from a copy of one panel at a time when B's rows are far
-// apart: pack_panel), and broadcasts A's elements one at a time from wherever they are, so A may
-// have any strides. A tile of MR rows x NV vectors of C stays in registers over all of k:
+// This kernel copies nothing as big as W. It reads B (k x n, unit column stride) a few vectors
+// per row, in place (or, in AVX2 builds, from a copy of one panel of k x 16 at a time when
+// B's rows are far apart: pack_panel), and broadcasts A's elements one at a time from wherever they
+// are, so A may have any strides. A tile of MR rows x NV vectors of C stays in registers over all
+// of k:
 //   for kk = 0 .. k-1:
 //     b[v] = B[kk, j + v*W .. j + v*W + W)        NV vector loads (W lanes each)
 //     for r < MR:  acc[r][v] += A[i + r, kk] * b[v]   one broadcast, NV FMAs
@@ -270,7 +271,7 @@ inline std::int64_t copy_padded(std::int64_t rows, std::int64_t cols, const At& 
 }
 
 // copy_padded of the transpose of src (cols x rows, row stride `stride`): out[i][j] =
-// src[j * stride + i]. The packed copies of x^T and W^T are such transposes; element by
+// src[j * stride + i]. The copies of x^T and W^T (gemm.hpp) are such transposes; element by
 // element they cost about 8% of an inference pass at batch 256 (perf, AMD EPYC Zen 5), so
 // whole blocks go through transpose_block, and only the edges element by element.
 template <typename T>
@@ -319,7 +320,7 @@ inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const T* b, std::
 // bottom. When those rows spread over kPackMinBytes or more, 32 pages of 4 KiB (about half
 // the first-level data TLB of an AMD Zen 3 or Zen 4, which A's and C's pages share), the
 // walks miss that TLB (inferred from the speed-up below: the VMs measured count no TLB
-// events; the threshold is where packing stopped paying in that measurement), and the AVX2
+// events; below the threshold, packing measured 0.90-1.15x, no consistent gain), and the AVX2
 // tile has only 12 FMAs (6 cycles) per row of B to hide each miss. So the AVX2
 // build copies each such panel once into `pack`, k x P contiguous elements, for all its row
 // tiles, as BLAS libraries pack B (Goto and van de Geijn, "Anatomy of high-performance
@@ -333,6 +334,7 @@ inline constexpr std::int64_t kPackMinBytes = 128 * 1024;
 template <typename T>
 inline bool pack_panels(std::int64_t k, std::int64_t ldb) {
   constexpr int P = kNV * Simd<T>::W;
+  // ldb == P: the panel is B itself, already contiguous.
   return kPackPanels && ldb > P && k * ldb * std::int64_t(sizeof(T)) >= kPackMinBytes;
 }
 template <typename T>
