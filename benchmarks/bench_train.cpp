@@ -548,9 +548,12 @@ void print_result(const Result& r, const bench::Peak& peak) {
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
-        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff\n",
+        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff; "
+        "%ld windows of 20 ms found the threads preempted, after which all ran on one thread "
+        "for %.0f ms\n",
         static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
-        100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone));
+        100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone),
+        static_cast<long>(r.pool.preempted), 1e-3 * static_cast<double>(r.pool.alone_us));
   }
   if (!r.split.us.empty()) {
     double total = 0;
@@ -570,12 +573,14 @@ void print_result(const Result& r, const bench::Peak& peak) {
       "epoch_max=%.4f epochs=%zu train_sps=%.0f infer_sps=%.0f gflops=%.1f "
       "peak_pct=%.1f peak_now_pct=%.1f peak_now=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f "
       "partial=%d "
-      "pool_shared=%ld pool_late=%ld pool_alone=%ld",
+      "pool_shared=%ld pool_late=%ld pool_alone=%ld pool_preempted=%ld "
+      "pool_alone_ms=%.0f",
       r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
       r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.peak_now_pct,
       r.peak_now_gflops, r.cpu_gflops, r.rss_mib, r.cpu.median, r.partial,
       static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
-      static_cast<long>(r.pool.alone));
+      static_cast<long>(r.pool.alone), static_cast<long>(r.pool.preempted),
+      1e-3 * static_cast<double>(r.pool.alone_us));
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);

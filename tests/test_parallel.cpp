@@ -144,6 +144,102 @@ TEST_CASE("ThreadPool's Backoff: a second late helper within 64 shared runs, the
     CHECK(b.after_shared_run(true) == length);  // late every time: 32, 64, ..., 8192, 8192
 }
 
+TEST_CASE("ThreadPool's Preemptions: two busy windows in a row, then doubling", "[parallel]") {
+  using P = detail::Preemptions;
+  using ms = std::chrono::milliseconds;
+  P p;
+  P::Clock::time_point t{};  // the end of the last run
+  long preemptions = 0;
+  int reads = 0;
+  const auto count = [&] {
+    ++reads;
+    return preemptions;
+  };
+  // A run of `run` that starts `gap` after the last one ended, with `more` preemptions.
+  const auto after = [&](ms gap, ms run, long more = 0) {
+    const P::Clock::time_point start = t + gap;
+    t = start + run;
+    preemptions += more;
+    return p.after_shared_run(start, t, count);
+  };
+  const P::Clock::duration zero = P::Clock::duration::zero();
+  CHECK(after(ms(0), ms(1)) == zero);  // the first run starts a window
+  CHECK(reads == 1);
+  for (int i = 0; i < 19; ++i) CHECK(after(ms(0), ms(1), 1) == zero);  // 19 ms: not read
+  CHECK(reads == 1);
+  CHECK(after(ms(0), ms(1)) == zero);  // 20 ms, 19 preemptions: busy, but only the first
+  CHECK(reads == 2);
+  CHECK(after(ms(0), ms(20), 2) == zero);    // 2 in 20 ms: quiet, the count starts again
+  CHECK(after(ms(0), ms(20), 3) == zero);    // 3: busy, the first
+  CHECK(after(ms(0), ms(20), 3) == ms(50));  // the second in a row: 50 ms alone
+  CHECK(p.windows() == 3);
+  // After running alone: the next run starts a window (whatever the count did meanwhile),
+  // and a busy first window doubles the time alone at once.
+  CHECK(after(ms(50), ms(1), 1000) == zero);
+  CHECK(after(ms(0), ms(20), 3) == ms(100));
+  for (int length : {200, 400, 800, 1600, 1600}) {
+    CHECK(after(ms(length / 2), ms(1)) == zero);
+    CHECK(after(ms(0), ms(20), 3) == ms(length));
+  }
+  // A quiet first window ends the probing: the length starts again from 50 ms, after two.
+  CHECK(after(ms(1600), ms(1)) == zero);
+  CHECK(after(ms(0), ms(20), 2) == zero);
+  CHECK(after(ms(0), ms(20), 3) == zero);
+  CHECK(after(ms(0), ms(20), 3) == ms(50));
+  // The rule is a rate: a 40 ms window needs 6.
+  CHECK(after(ms(50), ms(1)) == zero);
+  CHECK(after(ms(0), ms(40), 5) == zero);  // quiet: 50 ms again, after two
+  CHECK(after(ms(0), ms(40), 6) == zero);
+  CHECK(after(ms(0), ms(40), 6) == ms(50));
+  // A pause of more than 5 ms between shared runs (the caller's own work, other programs)
+  // starts a new window and judges nothing, however many preemptions it saw.
+  CHECK(after(ms(100), ms(1)) == zero);
+  CHECK(after(ms(0), ms(10), 1) == zero);
+  CHECK(after(ms(0), ms(10), 1) == zero);    // a quiet window of 20 ms: the length is 50 again
+  CHECK(after(ms(0), ms(20), 3) == zero);    // busy: the first
+  CHECK(after(ms(6), ms(20), 100) == zero);  // after a pause: a new window, not judged
+  CHECK(after(ms(0), ms(20), 3) == ms(50));  // busy, the second judged in a row
+}
+
+TEST_CASE("ThreadPool: the caller runs alone when busy threads outnumber the cores", "[parallel]") {
+  // The process's own spinning threads, one more than the cores, take the cores from the
+  // pool's threads as another program would: the scheduler preempts some thread every few
+  // milliseconds, so two 20 ms windows in a row find it, and the pool runs alone.
+  OneThreadAfter restore;
+  set_num_threads(2);  // fresh Preemptions
+  detail::ThreadPool& pool = detail::thread_pool();
+  pool.reset_stats();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> spinners;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i <= cores; ++i)
+    spinners.emplace_back([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point give_up = Clock::now() + std::chrono::seconds(20);
+  std::atomic<std::int64_t> blocks{0};
+  while (pool.stats().alone_us == 0 && Clock::now() < give_up)
+    pool.run(
+        2,
+        [](void* p, std::int64_t) {
+          const Clock::time_point until = Clock::now() + std::chrono::microseconds(200);
+          while (Clock::now() < until) {
+          }
+          static_cast<std::atomic<std::int64_t>*>(p)->fetch_add(1);
+        },
+        &blocks);
+  stop = true;
+  for (std::thread& t : spinners) t.join();
+  const detail::ThreadPool::Stats s = pool.stats();
+  INFO("shared " << s.shared << ", preempted windows " << s.preempted << ", alone " << s.alone_us
+                 << " us");
+  CHECK(s.preempted >= 2);
+  CHECK(s.alone_us == 50000);  // the first time alone
+  CHECK(blocks.load() == 2 * (s.shared + s.alone));
+}
+
 TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff", "[parallel]") {
   OneThreadAfter restore;
   set_num_threads(2);  // a fresh backoff

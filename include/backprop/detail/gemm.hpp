@@ -139,9 +139,10 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
                           const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
                           bool accumulate) {
   const TailPanel<T> tail = tail_panel(n, k, b, ldb, b_padded);
-  const bool parallel = parallel_product(m, n, k) && thread_pool().size() > 1;
+  const int threads = thread_pool().parts();  // 1 while the pool runs alone
+  const bool parallel = parallel_product(m, n, k) && threads > 1;
   const std::int64_t slice = pack_panels<T>(k, ldb) ? k * kNV * Simd<T>::W : 0;
-  const std::int64_t slices = parallel ? thread_pool().size() : 1;
+  const std::int64_t slices = parallel ? threads : 1;
   thread_local std::vector<T> packs;  // keeps its capacity from call to call
   if (slice > 0 && packs.size() < static_cast<std::size_t>(slices * slice))
     packs.resize(static_cast<std::size_t>(slices * slice));
