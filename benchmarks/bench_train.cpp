@@ -25,7 +25,9 @@
 //      configuration gives a per-configuration figure, as compare.sh does);
 //   6. with threads, counts what the pool did with the timed epochs' jobs (products and SGD
 //      updates): shared with the helpers, of those how many waited for a late helper, and
-//      how many ran on one thread during a backoff (detail/thread_pool.hpp).
+//      how many ran on one thread during a backoff; and how many 20 ms windows found the
+//      process's threads short of cores, and how long those sent the caller alone
+//      (Preemptions in detail/thread_pool.hpp).
 // Lines starting with "RESULT " are for scripts (compare.sh); the rest is for people.
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
@@ -549,8 +551,8 @@ void print_result(const Result& r, const bench::Peak& peak) {
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
         "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff; "
-        "%ld windows of 20 ms found the threads preempted, after which all ran on one thread "
-        "for %.0f ms\n",
+        "%ld of the 20 ms windows found the threads preempted 3+ times, and sent the caller "
+        "alone for %.0f ms in all (jobs then not split are not counted above)\n",
         static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
         100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone),
         static_cast<long>(r.pool.preempted), 1e-3 * static_cast<double>(r.pool.alone_us));

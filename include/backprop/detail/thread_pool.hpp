@@ -69,20 +69,26 @@ class Backoff {
   int length_ = kMin;                             // of the next backoff
 };
 
-// When the caller stops sharing because another program wants our cores. A thread that
-// shares its core with a CPU-bound process is preempted every few milliseconds (the
-// scheduler's time slice); on an idle core only the kernel's short tasks preempt it. Two
-// threads then lose to one: each product waits for whichever thread the scheduler has just
-// set aside (#10 asks for no worse than 0.95x of one thread). Measured over 20 ms windows of
-// shared runs (bn-mlp and deep-mlp b64, two threads, AMD EPYC Zen 4 under KVM, Linux 6.18):
-// idle, 0-2 preemptions of the process's threads in 722 of 757 windows (some of the other 35
-// spanned bench_train's own two-thread peak timing, which kPause now leaves out); beside a
-// shell busy loop, 3 or more in 1135 of 1140. So every 20 ms of shared runs the caller reads the
-// process's count (getrusage's ru_nivcsw): 3 or more in two windows in a row, and it runs
-// alone for 50 ms, twice as long if the first window after that is preempted again, up to
-// 1.6 s; a quiet window resets the length. Alone, the helpers sleep and leave the other
-// core to the other program, and products and SGD's updates are not cut at all (parts()),
-// so the caller runs as one thread would; each probe costs one window shared on a busy core.
+// When the caller stops sharing because other threads want our cores: another program, or
+// more threads of this one than there are cores. A thread that shares its core with a
+// CPU-bound thread is preempted every few milliseconds (the scheduler's time slice), and our
+// own yields in a polling loop then give way too; on an idle core only the kernel's short
+// tasks preempt it. Two threads then lose to one: each product waits for whichever thread
+// the scheduler has just set aside (#10 asks for no worse than 0.95x of one thread, and
+// helpers that are late by that much are too rare to start a Backoff). So every 20 ms of
+// shared runs the caller reads how many times the process's threads were preempted
+// (getrusage's ru_nivcsw; on Linux a yield that gave way to another thread counts): 3 or
+// more in two windows in a row, and it runs alone for 50 ms, twice as long if the first
+// window after that is busy again, up to 1.6 s; a quiet window resets the length. Alone, the
+// helpers sleep and leave their cores to the others, and products and SGD's updates are not
+// split between threads (parts()), so the caller runs as one thread would; each probe costs
+// one window shared on a busy core.
+// Measured over 20 ms windows of shared runs (bn-mlp and deep-mlp b64, two threads, AMD EPYC
+// Zen 4 under KVM, Linux 6.18 whose slices are about 3 ms, before kPause): idle, 0-2
+// preemptions in 722 of 757 windows (some of the other 35 spanned bench_train's own two-thread
+// peak timing, which kPause now leaves out); beside a shell busy loop, 3 or more in 1135 of
+// 1140. Not measured: kernels with longer slices (older Linux gave up to 12 ms on many
+// cores), where a competitor would preempt less often and might not reach 3 per window.
 class Preemptions {
  public:
   using Clock = std::chrono::steady_clock;
@@ -90,18 +96,21 @@ class Preemptions {
   static constexpr long kMany = 3;  // preemptions in one window
   static constexpr Clock::duration kMin = std::chrono::milliseconds(50);
   static constexpr Clock::duration kMax = std::chrono::milliseconds(1600);
-  static constexpr Clock::duration kPause = std::chrono::milliseconds(5);
+  static constexpr Clock::duration kPause = std::chrono::milliseconds(20);
 
   // Called after every shared run that returned, with the times it started and ended and a
-  // callable that returns the process's preemptions so far (read once per window). Says
-  // how long to run alone from now; zero to go on sharing.
+  // callable that returns the process's preemptions so far (read when a window starts or
+  // ends). Says how long to run alone from now; zero to go on sharing.
   template <typename Count>
   Clock::duration after_shared_run(Clock::time_point start, Clock::time_point end, Count&& count) {
-    // A window starts at the first shared run, the first after running alone, and the first
-    // after a pause longer than kPause: whatever ran in a pause (the caller's own work,
-    // other programs while the helpers slept) says nothing about sharing.
+    // A window starts at the end of the first shared run, of the first after running alone,
+    // and of the first after a pause longer than kPause: whatever ran in a pause (the
+    // caller's own work, other programs while the helpers slept) says nothing about sharing,
+    // and two busy windows with a pause between are not "in a row". kPause is longer than a
+    // time slice, so a caller preempted between two runs does not make a pause.
     const bool pause = start - last_ > kPause;
     last_ = end;
+    if (pause) streak_ = 0;
     if (!started_ || pause) {
       started_ = true;
       start_ = end;
@@ -125,8 +134,8 @@ class Preemptions {
     const Clock::duration alone = length_;
     length_ = std::min(2 * length_, kMax);
     streak_ = 0;
-    probing_ = true;   // the first window after the alone time decides alone
-    started_ = false;  // and starts when sharing does
+    probing_ = true;   // if the first window after the alone time is busy, alone again at once
+    started_ = false;  // that window starts when sharing does
     return alone;
   }
 
@@ -167,9 +176,12 @@ class ThreadPool {
     std::int64_t shared = 0;     // handed to the helpers
     std::int64_t late = 0;       // of those, the caller waited for a helper longer than it worked
     std::int64_t alone = 0;      // run by the caller alone (a Backoff, or after preemptions)
-    std::int64_t preempted = 0;  // 20 ms windows that found our threads preempted
-    std::int64_t alone_us = 0;   // how long the caller was then told to run alone, in us
-    // (jobs that run_parts or a product then did not cut at all are not counted in `alone`)
+    std::int64_t preempted = 0;  // 20 ms windows in which the process's threads were preempted
+                                 // 3 times or more (Preemptions)
+    std::int64_t alone_us = 0;   // the alone times those decided, in microseconds, each
+                                 // counted in full when decided
+    // While alone, products and SGD's updates are not split, so they reach run() (and these
+    // counts) only if they still ask for several blocks.
   };
   Stats stats() const {
     return {shared_.load(), late_.load(), alone_.load(), preempted_.load(), alone_us_.load()};
@@ -178,9 +190,10 @@ class ThreadPool {
     shared_ = late_ = alone_ = preempted_ = alone_us_ = 0;
   }
 
-  // How many parts to cut work into now (run_parts): one while the caller runs alone after
-  // preemptions, since one part runs faster than the same work cut in several run in a row;
-  // else one per thread. Safe from any thread.
+  // How many parts to split work into now (run_parts, products): one while the caller runs
+  // alone after preemptions, so that it does the work as one thread would, rather than as
+  // parts run one after another; else one per thread. Any thread may call it, but not
+  // while resize() runs.
   int parts() const { return alone_now() ? 1 : size(); }
 
   // The caller plus threads - 1 helpers. Not while run() is in progress.
