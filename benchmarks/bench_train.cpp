@@ -25,9 +25,9 @@
 //      configuration gives a per-configuration figure, as compare.sh does);
 //   6. with threads, counts what the pool did with the timed epochs' jobs (products and SGD
 //      updates): shared with the helpers, of those how many waited for a late helper, and
-//      how many ran on one thread during a backoff; and how many 20 ms windows found the
-//      process's threads short of cores, and how long those sent the caller alone
-//      (Preemptions in detail/thread_pool.hpp).
+//      how many ran on one thread during a backoff or while running alone; and how many
+//      20 ms windows found the process's threads short of cores, and how long those sent
+//      the caller alone (Preemptions in detail/thread_pool.hpp).
 // Lines starting with "RESULT " are for scripts (compare.sh); the rest is for people.
 #include <backprop/backprop.hpp>
 #include <backprop/io/mnist.hpp>
@@ -550,7 +550,7 @@ void print_result(const Result& r, const bench::Peak& peak) {
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
-        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff; "
+        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff or alone; "
         "%ld of the 20 ms windows found the threads preempted 3+ times, and sent the caller "
         "alone for %.0f ms in all (jobs then not split are not counted above)\n",
         static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),

@@ -44,8 +44,8 @@ class SGD : public Optimizer<T> {
   }
 
   /// One update of every parameter from its current gradient. A large parameter is cut into
-  /// one contiguous part per thread (set_num_threads); each element is updated alone, so the
-  /// result does not depend on the cut.
+  /// one contiguous part per thread (set_num_threads; one part while the pool runs alone);
+  /// each element is updated alone, so the result does not depend on the cut.
   void step() override {
     if (!this->has_gradients()) return;
     std::vector<Parameter<T>>& params = this->parameters_;

@@ -31,8 +31,8 @@ struct Operand {
 // for any number of threads:
 //  - through our kernel (gemm_kernel.hpp) each element of C is one chain of FMAs over k,
 //    wherever C is cut, so C is cut into one contiguous part per thread (run_parts,
-//    thread_pool.hpp): each thread runs one efficient product over its part, and one thread
-//    runs the whole;
+//    thread_pool.hpp; one part while the pool runs alone): each thread runs one efficient
+//    product over its part, and one thread runs the whole;
 //  - Eigen's kernel sums the last rows of a block in another order than the others, so its
 //    cut must not move with the thread count: tiles whose size depends on the shape alone
 //    (at most kEigenColTiles blocks of columns x blocks of kEigenTileRows rows; few, since

@@ -32,7 +32,8 @@ namespace detail {
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
 //    late 14x more often than with 1 ms);
 //  - when helpers are late anyway, the next runs skip them for a while (Backoff below);
-//  - when another process wants our cores, the caller runs alone (Preemptions below).
+//  - when the process's threads are short of cores (another program, or more threads than
+//    cores), the caller runs alone (Preemptions below).
 // The blocks are the same whoever runs them, so the results do not depend on any of this.
 
 // When the caller stops handing jobs to the helpers for a while. A helper was late when the
@@ -74,17 +75,19 @@ class Backoff {
 // CPU-bound thread is preempted every few milliseconds (the scheduler's time slice), and our
 // own yields in a polling loop then give way too; on an idle core only the kernel's short
 // tasks preempt it. Two threads then lose to one: each product waits for whichever thread
-// the scheduler has just set aside (#10 asks for no worse than 0.95x of one thread, and
-// helpers that are late by that much are too rare to start a Backoff). So every 20 ms of
+// the scheduler has just set aside (#10 asks for no worse than 0.95x of one thread), yet
+// too few helpers count as late (0.2-0.8% of the jobs) to start a Backoff. So every 20 ms of
 // shared runs the caller reads how many times the process's threads were preempted
 // (getrusage's ru_nivcsw; on Linux a yield that gave way to another thread counts): 3 or
-// more in two windows in a row, and it runs alone for 50 ms, twice as long if the first
-// window after that is busy again, up to 1.6 s; a quiet window resets the length. Alone, the
+// more per 20 ms (busy) in two windows in a row, and it runs alone for 50 ms, twice as long
+// if the first window after that is busy again, up to 1.6 s; a quiet window resets the
+// length. Alone, the
 // helpers sleep and leave their cores to the others, and products and SGD's updates are not
 // split between threads (parts()), so the caller runs as one thread would; each probe costs
 // one window shared on a busy core.
 // Measured over 20 ms windows of shared runs (bn-mlp and deep-mlp b64, two threads, AMD EPYC
-// Zen 4 under KVM, Linux 6.18 whose slices are about 3 ms, before kPause): idle, 0-2
+// Zen 4 under KVM, Linux 6.18, about 4 ms between preemptions beside a busy loop, before
+// kPause): idle, 0-2
 // preemptions in 722 of 757 windows (some of the other 35 spanned bench_train's own two-thread
 // peak timing, which kPause now leaves out); beside a shell busy loop, 3 or more in 1135 of
 // 1140. Not measured: kernels with longer slices (older Linux gave up to 12 ms on many
@@ -139,6 +142,13 @@ class Preemptions {
     return alone;
   }
 
+  // Called after every run of a Backoff (late helpers): those runs are the pool's own work,
+  // not a pause, so the window goes on through them. Else, when helpers are often late
+  // because the threads are short of cores, every Backoff would break the windows "in a
+  // row" that show it (a test with more spinning threads than cores took up to 4.5 s under
+  // ThreadSanitizer to find two).
+  void after_backoff_run(Clock::time_point end) { last_ = end; }
+
   std::int64_t windows() const { return windows_; }  // of many preemptions, for stats
 
  private:
@@ -177,7 +187,7 @@ class ThreadPool {
     std::int64_t late = 0;       // of those, the caller waited for a helper longer than it worked
     std::int64_t alone = 0;      // run by the caller alone (a Backoff, or after preemptions)
     std::int64_t preempted = 0;  // 20 ms windows in which the process's threads were preempted
-                                 // 3 times or more (Preemptions)
+                                 // 3 times or more per 20 ms (Preemptions)
     std::int64_t alone_us = 0;   // the alone times those decided, in microseconds, each
                                  // counted in full when decided
     // While alone, products and SGD's updates are not split, so they reach run() (and these
@@ -244,6 +254,7 @@ class ThreadPool {
       --serial_runs_;
       alone_.fetch_add(1, std::memory_order_relaxed);
       for (std::int64_t i = 0; i < n; ++i) fn(ctx, i);
+      preemptions_.after_backoff_run(Clock::now());
       return;
     }
     if (alone_now()) {
@@ -385,7 +396,7 @@ inline ThreadPool& thread_pool() {
 // Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
 // `align` elements per thread; one while the pool runs alone after preemptions), each a multiple of
 // `align` long except the last, and calls part(begin, end) for each on the pool's threads, the
-// caller the first; or part(begin, end, index) with the part's index (0 .. threads - 1) if `part`
+// caller the first; or part(begin, end, index) with the part's index (0 .. parts - 1) if `part`
 // takes three arguments. Only for work whose result does not depend on where it is cut. With one
 // helper on time (two threads), each core computes the same part of every step, from the same data,
 // and keeps it in its own cache.
