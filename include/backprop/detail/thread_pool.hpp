@@ -81,17 +81,15 @@ class Backoff {
 // (getrusage's ru_nivcsw; on Linux a yield that gave way to another thread counts): 3 or
 // more per 20 ms (busy) in two windows in a row, and it runs alone for 50 ms, twice as long
 // if the first window after that is busy again, up to 1.6 s; a quiet window resets the
-// length. Alone, the
-// helpers sleep and leave their cores to the others, and products and SGD's updates are not
-// split between threads (parts()), so the caller runs as one thread would; each probe costs
-// one window shared on a busy core.
+// length. Alone, the helpers sleep and leave their cores to the others, and products and
+// SGD's updates are not split between threads (parts()), so the caller runs as one thread
+// would; each probe costs one window shared on a busy core.
 // Measured over 20 ms windows of shared runs (bn-mlp and deep-mlp b64, two threads, AMD EPYC
-// Zen 4 under KVM, Linux 6.18, about 4 ms between preemptions beside a busy loop, before
-// kPause): idle, 0-2
-// preemptions in 722 of 757 windows (some of the other 35 spanned bench_train's own two-thread
-// peak timing, which kPause now leaves out); beside a shell busy loop, 3 or more in 1135 of
-// 1140. Not measured: kernels with longer slices (older Linux gave up to 12 ms on many
-// cores), where a competitor would preempt less often and might not reach 3 per window.
+// Zen 4 under KVM, Linux 6.18, before kPause): idle, 0-2 preemptions in 722 of 757 windows
+// (some of the other 35 spanned bench_train's own two-thread peak timing, which kPause now
+// leaves out); beside a shell busy loop, 3 or more in 1135 of 1140, about one every 4 ms.
+// Not measured: kernels with longer slices (older Linux gave up to 12 ms on many cores),
+// where a competitor would preempt less often and might not reach 3 per window.
 class Preemptions {
  public:
   using Clock = std::chrono::steady_clock;
@@ -394,12 +392,12 @@ inline ThreadPool& thread_pool() {
 }
 
 // Cuts [0, total) into one contiguous part per thread (fewer when there are fewer than
-// `align` elements per thread; one while the pool runs alone after preemptions), each a multiple of
-// `align` long except the last, and calls part(begin, end) for each on the pool's threads, the
-// caller the first; or part(begin, end, index) with the part's index (0 .. parts - 1) if `part`
-// takes three arguments. Only for work whose result does not depend on where it is cut. With one
-// helper on time (two threads), each core computes the same part of every step, from the same data,
-// and keeps it in its own cache.
+// `align` elements per thread; one while the pool runs alone after preemptions), each a
+// multiple of `align` long except the last, and calls part(begin, end) for each on the
+// pool's threads, the caller the first; or part(begin, end, index) with the part's index
+// (0 .. parts - 1) if `part` takes three arguments. Only for work whose result does not
+// depend on where it is cut. With one helper on time (two threads), each core computes the
+// same part of every step, from the same data, and keeps it in its own cache.
 template <typename F>
 void run_parts(std::int64_t total, std::int64_t align, F& part) {
   struct Ctx {
