@@ -192,15 +192,27 @@ inline Peak measure_peak() {
 inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3); }
 
 // --- build and machine facts -------------------------------------------------------------
+// The model name, with the family and model numbers: under a hypervisor the name may be just
+// "AMD EPYC", and the numbers tell the generations apart (AMD family 25 is Zen 3 or Zen 4 by
+// model, 26 is Zen 5).
 inline std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) {
-      const std::size_t colon = line.find(':');
-      return colon == std::string::npos ? line : line.substr(colon + 2);
-    }
-  return "unknown";
+  std::string line, name = "unknown", family, model;
+  auto value = [&] {
+    const std::size_t colon = line.find(':');
+    return colon == std::string::npos || colon + 2 > line.size() ? std::string()
+                                                                 : line.substr(colon + 2);
+  };
+  while (std::getline(in, line) && !line.empty()) {  // the first processor's block
+    if (line.rfind("model name", 0) == 0)
+      name = value();
+    else if (line.rfind("cpu family", 0) == 0)
+      family = value();
+    else if (line.rfind("model", 0) == 0)
+      model = value();
+  }
+  if (family.empty() || model.empty()) return name;
+  return name + " (family " + family + ", model " + model + ")";
 }
 
 inline std::string compiler() {

@@ -111,7 +111,9 @@ theirs() {  # model batch threads
     --infer-passes 2 --epoch-budget "$budget" | grep '^RESULT' | sed "s/\$/ tag=${tag:-main}/" >>"$log"
 }
 
-echo "compare.sh: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs," \
+cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'; }
+echo "compare.sh: $(cpuinfo 'model name') (family $(cpuinfo 'cpu family'), model $(cpuinfo model))," \
+     "$(nproc) CPUs," \
      "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  ours:    $bench"
 "$bench" --peak-only | sed -n 's/^  \(build\|FMA peak\)/  ours: \1/p'
