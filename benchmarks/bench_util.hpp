@@ -197,19 +197,23 @@ inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3
 // model, 26 is Zen 5).
 inline std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line, name = "unknown", family, model;
-  auto value = [&] {
-    const std::size_t colon = line.find(':');
-    return colon == std::string::npos || colon + 2 > line.size() ? std::string()
-                                                                 : line.substr(colon + 2);
+  std::string line;
+  std::string name = "unknown";
+  std::string family;
+  std::string model;
+  auto value = [](const std::string& l) {  // what follows "key\t: "
+    const std::size_t colon = l.find(':');
+    return colon == std::string::npos || colon + 2 > l.size() ? std::string() : l.substr(colon + 2);
   };
-  while (std::getline(in, line) && !line.empty()) {  // the first processor's block
-    if (line.rfind("model name", 0) == 0)
-      name = value();
-    else if (line.rfind("cpu family", 0) == 0)
-      family = value();
-    else if (line.rfind("model", 0) == 0)
-      model = value();
+  // The first processor's block. "model name" is tested before "model", which it starts with.
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.rfind("model name", 0) == 0) {
+      if (!value(line).empty()) name = value(line);
+    } else if (line.rfind("cpu family", 0) == 0) {
+      family = value(line);
+    } else if (line.rfind("model", 0) == 0) {
+      model = value(line);
+    }
   }
   if (family.empty() || model.empty()) return name;
   return name + " (family " + family + ", model " + model + ")";

@@ -111,12 +111,12 @@ theirs() {  # model batch threads
     --infer-passes 2 --epoch-budget "$budget" | grep '^RESULT' | sed "s/\$/ tag=${tag:-main}/" >>"$log"
 }
 
-cpuinfo() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'; }
-echo "compare.sh: $(cpuinfo 'model name') (family $(cpuinfo 'cpu family'), model $(cpuinfo model))," \
-     "$(nproc) CPUs," \
-     "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+peak=$("$bench" --peak-only)  # its first line names the CPU, family and model (bench_util.hpp)
+echo "compare.sh: $(sed -n 's/^bench_train: //p' <<<"$peak"), $(nproc) CPUs," \
+     "load average at start: $load"
 echo "  ours:    $bench"
-"$bench" --peak-only | sed -n 's/^  \(build\|FMA peak\)/  ours: \1/p'
+sed -n 's/^  \(build\|FMA peak\)/  ours: \1/p' <<<"$peak"
 echo "  PyTorch: $("$python" -c 'import torch; print("torch", torch.__version__)'), BLAS" \
      "${openblas:-system default}, OPENBLAS_CORETYPE unset, GOMP_SPINCOUNT=0 with 2 threads"
 
