@@ -123,37 +123,40 @@ TEST_CASE("gemm: matches a plain triple loop, float", "[gemm]") { check_all_shap
 TEST_CASE("gemm: matches a plain triple loop, double", "[gemm]") { check_all_shapes<double>(); }
 
 #if BACKPROP_GEMM_KERNEL
-// The transposed copies (copy_transposed: whole 8 x 8 or 4 x 4 blocks in registers, the
-// edges element by element) against the definition, every remainder of the blocks on both
-// sides, sources whose row stride equals or exceeds their rows, and the zero padding to whole
-// vectors.
+// The transposed copies (copy_panels: whole 8 x 8 or 4 x 4 blocks in registers, the edges
+// element by element, panel by panel) against the definition: every remainder of the blocks
+// on both sides, more than one panel and a partial last one, sources whose row stride equals
+// or exceeds their rows, and the zero padding to whole vectors.
 template <typename T>
-void check_copy_transposed() {
+void check_copy_panels() {
+  constexpr std::int64_t W = detail::Simd<T>::W, P = detail::kNV * W;
   for (std::int64_t rows = 1; rows <= 19; ++rows)
-    for (std::int64_t cols = 1; cols <= 37; cols += 3)
+    for (std::int64_t cols = 1; cols <= 2 * P + 9; cols += 3)
       for (const std::int64_t stride : {rows, rows + 5}) {
         // src exactly as large as it must be (AddressSanitizer catches a read past it); out
         // larger than needed and full of stale values, which must not survive.
         std::vector<T> src(static_cast<std::size_t>((cols - 1) * stride + rows));
         for (std::size_t i = 0; i < src.size(); ++i) src[i] = T(i) + T(0.5);
-        std::vector<T> out(4096, T(-1));
-        const std::int64_t ld = detail::copy_transposed(rows, cols, src.data(), stride, out);
+        std::vector<T> out(16384, T(-1));
+        const detail::Panels<T> b = detail::copy_panels(rows, cols, src.data(), stride, out);
         INFO("rows " << rows << ", cols " << cols << ", stride " << stride);
-        REQUIRE(ld >= cols);
-        REQUIRE(ld % detail::Simd<T>::W == 0);
-        REQUIRE(out.size() == static_cast<std::size_t>(rows * ld));
+        REQUIRE(b.data == out.data());
+        REQUIRE(b.ld == P);
+        REQUIRE(b.panel_stride == rows * P);
+        REQUIRE(b.padded);
+        REQUIRE(out.size() == static_cast<std::size_t>((cols + P - 1) / P * rows * P));
+        const std::int64_t padded = (cols + W - 1) / W * W;  // what the tiles may read
         bool same = true;
         for (std::int64_t i = 0; i < rows; ++i)
-          for (std::int64_t j = 0; j < ld; ++j)
-            same = same && out[static_cast<std::size_t>(i * ld + j)] ==
+          for (std::int64_t j = 0; j < padded; ++j)
+            same = same && b.at(j / P * P)[i * b.ld + j % P] ==
                                (j < cols ? src[static_cast<std::size_t>(j * stride + i)] : T(0));
         CHECK(same);
       }
 }
-TEST_CASE("gemm_kernel.hpp: the transposed copies are exact, edges and padding included",
-          "[gemm]") {
-  check_copy_transposed<float>();
-  check_copy_transposed<double>();
+TEST_CASE("gemm_kernel.hpp: the copies in panels are exact, edges and padding included", "[gemm]") {
+  check_copy_panels<float>();
+  check_copy_panels<double>();
 }
 
 // Our kernel sums each element of C over k in order whatever the tiling, so a block of a

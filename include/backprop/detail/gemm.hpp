@@ -131,17 +131,17 @@ inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T
 // gemm_direct (gemm_kernel.hpp), on the pool's threads when the product is large: C is cut
 // along its longer side (which also cuts the larger of A and B), into whole row tiles or
 // whole panels of columns, so that every part runs at the speed of the whole. B's partial
-// last panel is copied once, here on the caller (a helper's copy would allocate whenever it
-// first ran that part, deep into training), and shared by the parts; for the same reason the
-// caller sizes the buffer where each part packs B's panels (pack_panels), one slice per part.
+// last panel, unless B is padded, is copied once, here on the caller (a helper's copy would
+// allocate whenever it first ran that part, deep into training), and shared by the parts; for the
+// same reason the caller sizes the buffer where each part packs B's panels (pack_panels), one slice
+// per part.
 template <typename T>
 void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
-                          const T* b, std::int64_t ldb, bool b_padded, const Strided<T>& c,
-                          bool accumulate) {
-  const TailPanel<T> tail = tail_panel(n, k, b, ldb, b_padded);
+                          const Panels<T>& b, const Strided<T>& c, bool accumulate) {
+  const TailPanel<T> tail = tail_panel(n, k, b);
   const int threads = thread_pool().parts();  // 1 while the pool runs alone
   const bool parallel = parallel_product(m, n, k) && threads > 1;
-  const std::int64_t slice = pack_panels<T>(k, ldb) ? k * kNV * Simd<T>::W : 0;
+  const std::int64_t slice = pack_panels<T>(k, b.ld) ? k * kNV * Simd<T>::W : 0;
   const std::int64_t slices = parallel ? threads : 1;
   thread_local std::vector<T> packs;  // keeps its capacity from call to call
   if (slice > 0 && packs.size() < static_cast<std::size_t>(slices * slice))
@@ -154,14 +154,14 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
   const auto pack = [&](std::int64_t part) {
     return slice > 0 && part < slices ? packed + part * slice : nullptr;
   };
-  if (!parallel) return gemm_direct<T>(m, n, k, a, b, ldb, tail, c, accumulate, pack(0));
+  if (!parallel) return gemm_direct<T>(m, n, k, a, b, tail, c, accumulate, pack(0));
   auto rows = [&](std::int64_t i, std::int64_t end, std::int64_t part) {
-    gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, ldb, tail,
+    gemm_direct<T>(end - i, n, k, {a.data + i * a.rs, a.rs, a.cs}, b, tail,
                    {c.data + i * c.rs, c.rs, c.cs}, accumulate, pack(part));
   };
   // Every part but the last is whole panels; the last ends with B's tail, as the whole does.
   auto cols = [&](std::int64_t j, std::int64_t end, std::int64_t part) {
-    gemm_direct<T>(m, end - j, k, a, b + j, ldb, tail, {c.data + j * c.cs, c.rs, c.cs}, accumulate,
+    gemm_direct<T>(m, end - j, k, a, b.from(j), tail, {c.data + j * c.cs, c.rs, c.cs}, accumulate,
                    pack(part));
   };
   if (m >= n)
@@ -173,10 +173,10 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
 // The product through gemm_kernel.hpp's kernel, which reads B by rows. When A and B
 // are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
 // in B's place; when A is row-major and B column-major (y = x W^T), one of them is copied
-// row-major first, once for all threads: A^T (x^T, the batch) up to kCopyRowsMax rows of A,
-// so that C^T's rows are the outputs and its columns the batch, whole panels at batches of
-// 64, 128 and 256; else the smaller of A^T and B, which bounds the copy by the larger
-// operand's size. Either way each element of C is the same chain of FMAs. In bench_gemm's
+// (copy_panels: transposed, panel by panel) first, once for all threads: A^T (x^T, the batch) up to
+// kCopyRowsMax rows of A, so that C^T's rows are the outputs and its columns the batch, whole
+// panels at batches of 64, 128 and 256; else the smaller of A^T and B, which bounds the copy by the
+// larger operand's size. Either way each element of C is the same chain of FMAs. In bench_gemm's
 // second table, copying x^T ran every forward product of the reference models 1.01-1.27x
 // faster than copying W^T at batches 64-256, and 2x for their last layer (100 -> 10, where
 // W^T makes one-vector panels) (AMD EPYC Zen 5; docs/benchmarks.md).
@@ -192,22 +192,22 @@ void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operan
     return Strided<const T>{s.data, s.cs, s.rs};
   };
   if (b.row_major) {
-    gemm_direct_parallel<T>(m, n, k, strided(a), b.data, b.stride, false, {c, ldc, 1}, accumulate);
+    gemm_direct_parallel<T>(m, n, k, strided(a), panels_in_place(b.data, b.stride), {c, ldc, 1},
+                            accumulate);
     return;
   }
   if (!a.row_major) {  // C^T (n x m) = B^T A^T, and A^T is row-major
-    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), a.data, a.stride, false, {c, 1, ldc},
-                            accumulate);
+    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), panels_in_place(a.data, a.stride),
+                            {c, 1, ldc}, accumulate);
     return;
   }
-  thread_local std::vector<T> copied;  // row-major, rows padded with zeros to whole vectors
+  thread_local std::vector<T> copied;  // keeps its capacity from call to call
   if (m <= n || m <= kCopyRowsMax) {   // A^T (k x m) copied; C^T = B^T A^T
-    const std::int64_t ld = copy_transposed(k, m, a.data, a.stride, copied);
-    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), copied.data(), ld, true, {c, 1, ldc},
-                            accumulate);
+    const Panels<T> a_t = copy_panels(k, m, a.data, a.stride, copied);
+    gemm_direct_parallel<T>(n, m, k, transposed(strided(b)), a_t, {c, 1, ldc}, accumulate);
   } else {  // B (k x n) copied
-    const std::int64_t ld = copy_transposed(k, n, b.data, b.stride, copied);
-    gemm_direct_parallel<T>(m, n, k, strided(a), copied.data(), ld, true, {c, ldc, 1}, accumulate);
+    const Panels<T> b_copy = copy_panels(k, n, b.data, b.stride, copied);
+    gemm_direct_parallel<T>(m, n, k, strided(a), b_copy, {c, ldc, 1}, accumulate);
   }
 }
 #endif  // BACKPROP_GEMM_KERNEL

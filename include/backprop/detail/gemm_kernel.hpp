@@ -270,32 +270,60 @@ inline std::int64_t copy_padded(std::int64_t rows, std::int64_t cols, const At& 
   return ld;
 }
 
-// copy_padded of the transpose of src (cols x rows, row stride `stride`): out[i][j] =
-// src[j * stride + i]. The copies of x^T and W^T (gemm.hpp) are such transposes; element by
-// element they cost about 8% of an inference pass at batch 256 (perf, AMD EPYC Zen 5), so
-// whole blocks go through transpose_block, and only the edges element by element.
+// B (k x n) as the tiles read it, in panels of P = kNV * W columns: element (kk, j) at
+// data[j / P * panel_stride + kk * ld + j % P]. Read in place (panels_in_place), B's rows are
+// contiguous: panel_stride = P, and ld is its row stride. Copied (copy_panels), each panel's
+// k x P elements are contiguous (ld = P, panel_stride = k * P), and `padded`: each row may be
+// read to n rounded up to whole vectors (zeros there).
 template <typename T>
-inline std::int64_t copy_transposed(std::int64_t rows, std::int64_t cols, const T* src,
-                                    std::int64_t stride, std::vector<T>& out) {
+struct Panels {
+  const T* data;
+  std::int64_t ld, panel_stride;
+  bool padded;
+  // The panel at column j and the panels from it on (j a multiple of P).
+  const T* at(std::int64_t j) const { return data + j / (kNV * Simd<T>::W) * panel_stride; }
+  Panels from(std::int64_t j) const { return {at(j), ld, panel_stride, padded}; }
+};
+template <typename T>
+inline Panels<T> panels_in_place(const T* b, std::int64_t ldb) {
+  return {b, ldb, kNV * Simd<T>::W, false};
+}
+
+// The transpose of src (cols x rows, row stride `stride`) copied as panels: B (rows x cols),
+// B[i][j] = src[j * stride + i]. The copies of x^T and W^T (gemm.hpp) are such transposes.
+// Element by element they cost about 8% of an inference pass at batch 256 (perf, AMD EPYC
+// Zen 5), so whole blocks go through transpose_block, and only the edges element by element.
+// Panel by panel (not one row-major copy of B), a tile walks its panel in address order, and
+// the AVX2 build need not pack it again (pack_panels): in one process, the forward products of
+// the reference models at batches 64-256 ran 1.02-1.08x faster with AVX2 and 1.01-1.02x with
+// AVX-512 than from a row-major copy (AMD EPYC Zen 4; docs/benchmarks.md).
+template <typename T>
+inline Panels<T> copy_panels(std::int64_t rows, std::int64_t cols, const T* src,
+                             std::int64_t stride, std::vector<T>& out) {
   constexpr auto kB = static_cast<std::int64_t>(32 / sizeof(T));  // a block: 256-bit rows
-  constexpr int W = Simd<T>::W;
-  const std::int64_t ld = (cols + W - 1) / W * W;
-  out.resize(static_cast<std::size_t>(rows * ld));
-  T* o = out.data();
+  constexpr int W = Simd<T>::W, P = kNV * W;                      // P is a multiple of kB
+  const std::int64_t panels = (cols + P - 1) / P, padded = (cols + W - 1) / W * W;
+  out.resize(static_cast<std::size_t>(panels * rows * P));
+  T* const o = out.data();
   const std::int64_t rows_b = rows / kB * kB, cols_b = cols / kB * kB;
   for (std::int64_t i = 0; i < rows_b; i += kB)
-    for (std::int64_t j = 0; j < cols_b; j += kB)
-      transpose_block(src + j * stride + i, stride, o + i * ld + j, ld);
-  for (std::int64_t i = 0; i < rows; ++i) {
-    const std::int64_t j0 = i < rows_b ? cols_b : 0;  // what no block covered
-    for (std::int64_t j = j0; j < cols; ++j) o[i * ld + j] = src[j * stride + i];
-    std::fill(o + i * ld + cols, o + (i + 1) * ld, T(0));
-  }
-  return ld;
+    for (std::int64_t j = 0; j < cols_b; j += kB)  // kB columns from j, in one panel
+      transpose_block(src + j * stride + i, stride, o + j / P * rows * P + i * P + j % P, P);
+  // What no block covered, column by column: the last columns of the rows in blocks, then
+  // the last rows; zeros after column `cols`, up to whole vectors.
+  const auto edge = [&](std::int64_t i0, std::int64_t i1, std::int64_t j0) {
+    for (std::int64_t j = j0; j < padded; ++j) {
+      T* const column = o + j / P * rows * P + j % P;  // B[i][j] at column[i * P]
+      for (std::int64_t i = i0; i < i1; ++i) column[i * P] = j < cols ? src[j * stride + i] : T(0);
+    }
+  };
+  edge(0, rows_b, cols_b);
+  edge(rows_b, rows, 0);
+  return {o, P, rows * P, true};
 }
 
 // B's last panel, the columns after the last full panel (fewer than kNV vectors): in place
-// if its vectors may be read whole (with b_padded, each row of B may be read up to n rounded
+// if its vectors may be read whole (with b.padded, each row of B may be read up to n rounded
 // up to whole vectors; what the padding holds reaches only columns that are not stored), else
 // copied with zeros after its last column into this thread's buffer, which keeps its capacity.
 template <typename T>
@@ -304,15 +332,14 @@ struct TailPanel {
   std::int64_t ld;
 };
 template <typename T>
-inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const T* b, std::int64_t ldb,
-                               bool b_padded) {
+inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const Panels<T>& b) {
   constexpr int W = Simd<T>::W, P = kNV * W;  // P: a full panel's columns
   const std::int64_t full = n / P * P, tail = n - full;
-  const T* tail_b = b + full;
-  if (tail == 0 || tail % W == 0 || b_padded) return {tail_b, ldb};
+  const T* tail_b = b.at(full);
+  if (tail == 0 || tail % W == 0 || b.padded) return {tail_b, b.ld};
   thread_local std::vector<T> padded;
   const std::int64_t ld = copy_padded(
-      k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * ldb + j]; }, padded);
+      k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * b.ld + j]; }, padded);
   return {padded.data(), ld};
 }
 
@@ -345,24 +372,24 @@ inline void pack_panel(std::int64_t k, const T* b, std::int64_t ldb, T* pack) {
       Simd<T>::store(pack + kk * P + v * W, Simd<T>::load(b + kk * ldb + v * W));
 }
 
-// C (m x n) (+)= A (m x k) B (k x n); B's rows are contiguous (row stride ldb), A and C may
-// have any strides; `tail` is tail_panel(n, ...) of the same B. One copy of the tail (k x fewer
-// than P elements) serves all row tiles, and all the parts that threads compute. With `pack`
-// (k x P elements, when pack_panels(k, ldb)), each full panel that more than one row tile
-// reads is packed there first.
+// C (m x n) (+)= A (m x k) B (k x n); B is read by panels, A and C may have any strides;
+// `tail` is tail_panel(n, ...) of the same B. One copy of the tail (k x fewer than P
+// elements) serves all row tiles, and all the parts that threads compute. With `pack` (k x P
+// elements, when pack_panels(k, b.ld)), each full panel that more than one row tile reads is
+// packed there first.
 template <typename T>
 inline void gemm_direct(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
-                        const T* b, std::int64_t ldb, const TailPanel<T>& tail_b,
-                        const Strided<T>& c, bool accumulate, T* pack = nullptr) {
+                        const Panels<T>& b, const TailPanel<T>& tail_b, const Strided<T>& c,
+                        bool accumulate, T* pack = nullptr) {
   constexpr int W = Simd<T>::W, P = kNV * W;
   const std::int64_t full = n / P * P, tail = n - full;
   for (std::int64_t j = 0; j < full; j += P) {
     const Strided<T> cj{c.data + j * c.cs, c.rs, c.cs};
     if (pack && m > kMR) {
-      pack_panel(k, b + j, ldb, pack);
+      pack_panel(k, b.at(j), b.ld, pack);
       gemm_panel<T, kNV>(m, k, a, pack, P, cj, P, accumulate);
     } else {
-      gemm_panel<T, kNV>(m, k, a, b + j, ldb, cj, P, accumulate);
+      gemm_panel<T, kNV>(m, k, a, b.at(j), b.ld, cj, P, accumulate);
     }
   }
   if (tail > 0)
