@@ -6,11 +6,12 @@
 // Why: Eigen's kernel packs both operands into panels on every call. At a batch of 64 the
 // weight matrix W is the big operand, and packing it (one read and one write of every weight
 // per product) held the forward product near 66% of the FMA peak (AMD EPYC Zen 5, Eigen 3.4).
-// This kernel copies nothing as big as W. It reads B (k x n, unit column stride) a few vectors
-// per row, in place (or, in AVX2 builds, from a copy of one panel of k x 16 at a time when
-// B's rows are far apart: pack_panel), and broadcasts A's elements one at a time from wherever they
-// are, so A may have any strides. A tile of MR rows x NV vectors of C stays in registers over all
-// of k:
+// This kernel copies nothing as big as W. It reads B (k x n, unit column stride) by panels
+// of NV vectors, a few vectors per row: in place, or from the copy in panels that gemm.hpp
+// makes of a transposed operand (copy_panels), or, in AVX2 builds, from a copy of one panel
+// at a time when B's rows are far apart (pack_panel). It broadcasts A's elements one at a
+// time from wherever they are, so A may have any strides. A tile of MR rows x NV vectors of
+// C stays in registers over all of k:
 //   for kk = 0 .. k-1:
 //     b[v] = B[kk, j + v*W .. j + v*W + W)        NV vector loads (W lanes each)
 //     for r < MR:  acc[r][v] += A[i + r, kk] * b[v]   one broadcast, NV FMAs
@@ -356,12 +357,13 @@ inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const Panels<T>& 
 // build; docs/benchmarks.md). The AVX-512 tile spends 4x as long on each row on a Zen 4 (2x
 // on a Zen 5, not measured); there packing gained nothing in all (0.98x at a batch of 64, 1.02x at
 // 256; dL/dx 6-7% slower at 64), so the AVX-512 build reads B in place. The copy moves values only:
-// each element of C is the same chain of FMAs.
+// each element of C is the same chain of FMAs. (The forward's B, a copy_panels copy, has its
+// panels contiguous already: ld == P.)
 inline constexpr std::int64_t kPackMinBytes = 128 * 1024;
 template <typename T>
 inline bool pack_panels(std::int64_t k, std::int64_t ldb) {
   constexpr int P = kNV * Simd<T>::W;
-  // ldb == P: the panel is B itself, already contiguous.
+  // ldb == P: the panel is contiguous already (B as wide as one panel, or copy_panels).
   return kPackPanels && ldb > P && k * ldb * std::int64_t(sizeof(T)) >= kPackMinBytes;
 }
 template <typename T>
