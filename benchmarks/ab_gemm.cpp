@@ -74,8 +74,9 @@ int main(int argc, char** argv) {
       "us per call, median over %d rounds; base / ours: median of the rounds' ratios [min, "
       "max], above 1 when ours is faster; bits: whether the two results are identical\n\n",
       rounds);
-  std::printf("| batch | layer | product | base | ours | base / ours | bits |\n"
-              "|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| batch | layer | product | base | ours | base / ours | bits |\n"
+      "|---|---|---|---|---|---|---|\n");
   const std::vector<Layer> layers = {{"bn-mlp", 784, 300},   {"bn-mlp", 300, 100},
                                      {"bn-mlp", 100, 10},    {"deep-mlp", 784, 600},
                                      {"deep-mlp", 600, 400}, {"deep-mlp", 400, 200},
@@ -84,8 +85,7 @@ int main(int argc, char** argv) {
     for (const Layer& l : layers) {
       const std::int64_t in = l.in, out = l.out;
       // Values that are not round, so that a change in the order of the sums shows in the bits.
-      std::vector<float> x(std::size_t(n * in)), w(std::size_t(out * in)),
-          dy(std::size_t(n * out));
+      std::vector<float> x(std::size_t(n * in)), w(std::size_t(out * in)), dy(std::size_t(n * out));
       for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) / 97.0f - 0.5f;
       for (std::size_t i = 0; i < w.size(); ++i) w[i] = float(i % 89) / 890.0f - 0.05f;
       for (std::size_t i = 0; i < dy.size(); ++i) dy[i] = float(i % 83) / 83.0f - 0.25f;
