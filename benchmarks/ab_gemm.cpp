@@ -8,11 +8,10 @@
 // process to process (docs/benchmarks.md), which hides the few percent a kernel change makes.
 // Here each round times base and ours back to back (the order alternating round by round), and
 // the figure is the median over rounds of the round's ratio, so that drift slower than a round
-// hits both sides alike.
+// hits both sides alike. One thread only: each version has its own thread pool, and two pools'
+// helpers in one process would compete for the cores.
 #include <backprop/detail/gemm.hpp>
-#include <backprop/parallel.hpp>
 #include <base/backprop/detail/gemm.hpp>
-#include <base/backprop/parallel.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -43,33 +42,29 @@ struct Products {
 
 int main(int argc, char** argv) {
   std::vector<std::int64_t> batches = {64, 256};
-  int rounds = 31, threads = 1;
+  int rounds = 31;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--batch" && i + 1 < argc)
       batches = {std::atol(argv[++i])};
     else if (a == "--rounds" && i + 1 < argc)
       rounds = std::atoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc)
-      threads = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: ab_gemm [--batch N] [--rounds 31] [--threads 1]\n");
+      std::fprintf(stderr, "usage: ab_gemm [--batch N] [--rounds 31]\n");
       return 2;
     }
   }
-  if (batches[0] < 1 || rounds < 1 || threads < 1) {
-    std::fprintf(stderr, "ab_gemm: --batch, --rounds and --threads must be >= 1\n");
+  if (batches[0] < 1 || rounds < 1) {
+    std::fprintf(stderr, "ab_gemm: --batch and --rounds must be >= 1\n");
     return 2;
   }
-  backprop::set_num_threads(threads);
-  backprop_base::set_num_threads(threads);
-  // One thread: its CPU time, which time-sharing does not inflate. More: wall time (the
-  // helpers' work is not on the caller's clock).
-  double (*clock)() = threads == 1 ? bench::thread_cpu : bench::wall;
+  // Both pools keep their default of one thread. Timed by this thread's CPU time, which
+  // time-sharing does not inflate.
+  double (*clock)() = bench::thread_cpu;
   const bench::Peak peak = bench::measure_peak();
-  std::printf("CPU: %s; %s; FMA peak %.1f GFLOP/s per core (%s); %d thread(s)\n",
+  std::printf("CPU: %s; %s; FMA peak %.1f GFLOP/s per core (%s); one thread\n",
               bench::cpu_model().c_str(), bench::compiler().c_str(), peak.per_core,
-              bench::fma_isa(), threads);
+              bench::fma_isa());
   std::printf(
       "us per call, median over %d rounds; base / ours: median of the rounds' ratios [min, "
       "max], above 1 when ours is faster; bits: whether the two results are identical\n\n",

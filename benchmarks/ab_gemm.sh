@@ -7,7 +7,8 @@
 # Usage: benchmarks/ab_gemm.sh [REV] [--march M] [ab_gemm options]
 #   REV          the base revision (default HEAD: the working tree's change against it)
 #   --march M    -march for both sides (default native; x86-64-v3 for the AVX2 kernel)
-#   ab_gemm options: --batch N (default 64 and 256), --rounds R (31), --threads T (1)
+#   ab_gemm options: --batch N (default 64 and 256), --rounds R (31); one thread only (each
+#                version has its own thread pool, and two pools would compete for the cores)
 # Environment: CXX (default clang++ if present, else g++).
 # Example: benchmarks/ab_gemm.sh 34e9e7e --march x86-64-v3 --batch 64
 set -euo pipefail
@@ -17,7 +18,7 @@ rev=HEAD march=native args=()
 while (($#)); do
   case $1 in
     --march) march=$2; shift ;;
-    --batch|--rounds|--threads) args+=("$1" "$2"); shift ;;
+    --batch|--rounds) args+=("$1" "$2"); shift ;;
     -h|--help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "ab_gemm.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     *) rev=$1 ;;
