@@ -12,6 +12,8 @@
 // helpers in one process would compete for the cores.
 #include <backprop/detail/gemm.hpp>
 #include <base/backprop/detail/gemm.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>

@@ -129,14 +129,14 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * double(n) * double(in) * double(out);
     const auto pct = [&](double us) { return flops / (us * 1e-6) / 1e9 / peak.per_core * 100; };
     const auto x_t = [&](bool transposed_store) {
-      const detail::Panels<float> x_t = detail::copy_panels(in, n, x.data(), in, copied);
+      const detail::Panels<float> xt = detail::copy_panels(in, n, x.data(), in, copied);
       const detail::Strided<float> c{y.data(), transposed_store ? 1 : n,
                                      transposed_store ? out : 1};
-      detail::gemm_direct_parallel<float>(out, n, in, {w.data(), in, 1}, x_t, c, false);
+      detail::gemm_direct_parallel<float>(out, n, in, {w.data(), in, 1}, xt, c, false);
     };
     const auto w_t = [&] {
-      const detail::Panels<float> w_t = detail::copy_panels(in, out, w.data(), in, copied);
-      detail::gemm_direct_parallel<float>(n, out, in, {x.data(), in, 1}, w_t, {y.data(), out, 1},
+      const detail::Panels<float> wt = detail::copy_panels(in, out, w.data(), in, copied);
+      detail::gemm_direct_parallel<float>(n, out, in, {x.data(), in, 1}, wt, {y.data(), out, 1},
                                           false);
     };
     const auto [tx, tw] = time_pair(

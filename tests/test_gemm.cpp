@@ -134,7 +134,8 @@ void check_copy_panels() {
     for (std::int64_t cols = 1; cols <= 2 * P + 9; cols += 3)
       for (const std::int64_t stride : {rows, rows + 5}) {
         // src exactly as large as it must be (AddressSanitizer catches a read past it); out
-        // larger than needed and full of stale values, which must not survive.
+        // larger than needed and full of stale values, which must not survive where the tiles
+        // read (up to whole vectors).
         std::vector<T> src(static_cast<std::size_t>((cols - 1) * stride + rows));
         for (std::size_t i = 0; i < src.size(); ++i) src[i] = T(i) + T(0.5);
         std::vector<T> out(16384, T(-1));
@@ -145,11 +146,13 @@ void check_copy_panels() {
         REQUIRE(b.panel_stride == rows * P);
         REQUIRE(b.padded);
         REQUIRE(out.size() == static_cast<std::size_t>((cols + P - 1) / P * rows * P));
-        const std::int64_t padded = (cols + W - 1) / W * W;  // what the tiles may read
+        CHECK(b.from(P).data == b.at(P));
+        CHECK(b.at(P) == out.data() + rows * P);
+        const std::int64_t padded_cols = (cols + W - 1) / W * W;  // what the tiles may read
         bool same = true;
         for (std::int64_t i = 0; i < rows; ++i)
-          for (std::int64_t j = 0; j < padded; ++j)
-            same = same && b.at(j / P * P)[i * b.ld + j % P] ==
+          for (std::int64_t j = 0; j < padded_cols; ++j)  // B[i][j], in panel j / P
+            same = same && out[static_cast<std::size_t>(j / P * rows * P + i * P + j % P)] ==
                                (j < cols ? src[static_cast<std::size_t>(j * stride + i)] : T(0));
         CHECK(same);
       }
@@ -211,8 +214,9 @@ TEST_CASE("gemm_kernel.hpp: a product cut into row or column blocks equals the w
 
 // Products of kParallelMinFlops and more are shared by the pool's threads: through our kernel
 // cut into one part per thread, along rows (m >= n; 301: a partial row tile) or columns
-// (partial last panels; with m > n and B column-major, B copied and its partial last panel
-// read in place; in AVX2 builds, B's panels packed in one slice per part), and through Eigen's in
+// (partial last panels; y = x W^T's layout, A row-major and B column-major, with n < m <= 256:
+// C^T's columns are the batch, cut in x^T's copy in panels, 250 x 60 and 200 x 20; in AVX2
+// builds, B's panels packed in one slice per part), and through Eigen's in
 // tiles fixed by the shape (k <= 16 or k > 2048, or any k in builds without AVX2; 50 MFLOP or more;
 // more than 1024 rows: two row blocks). The result is bitwise the same for any thread count, and
 // within the error bound of a plain loop.
@@ -279,11 +283,13 @@ TEST_CASE("gemm: large products, shared between threads, are the same for 1, 2, 
                           {1100, 1500, 16},
                           {600, 150, 300},
                           {301, 64, 128},
-                          {64, 300, 100}});
+                          {64, 300, 100},
+                          {250, 60, 300}});
   }
   // Double's panels are half as wide: other partial panels and part edges.
   SECTION("double") {
-    check_threads<double>({{301, 64, 128}, {64, 300, 100}, {90, 1001, 40}, {600, 150, 300}});
+    check_threads<double>(
+        {{301, 64, 128}, {64, 300, 100}, {90, 1001, 40}, {600, 150, 300}, {200, 20, 300}});
   }
 }
 

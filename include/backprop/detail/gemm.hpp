@@ -132,9 +132,9 @@ inline constexpr bool kKernelType = std::is_same_v<T, float> || std::is_same_v<T
 // along its longer side (which also cuts the larger of A and B), into whole row tiles or
 // whole panels of columns, so that every part runs at the speed of the whole. B's partial
 // last panel, unless B is padded, is copied once, here on the caller (a helper's copy would
-// allocate whenever it first ran that part, deep into training), and shared by the parts; for the
-// same reason the caller sizes the buffer where each part packs B's panels (pack_panels), one slice
-// per part.
+// allocate whenever it first ran that part, deep into training), and shared by the parts;
+// for the same reason the caller sizes the buffer where each part packs B's panels
+// (pack_panels), one slice per part.
 template <typename T>
 void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const Strided<const T>& a,
                           const Panels<T>& b, const Strided<T>& c, bool accumulate) {
@@ -170,16 +170,17 @@ void gemm_direct_parallel(std::int64_t m, std::int64_t n, std::int64_t k, const 
     run_parts(n, kNV * Simd<T>::W, cols);
 }
 
-// The product through gemm_kernel.hpp's kernel, which reads B by rows. When A and B
-// are both column-major, the transposed product C^T = B^T A^T has a row-major operand (A^T)
-// in B's place; when A is row-major and B column-major (y = x W^T), one of them is copied
-// (copy_panels: transposed, panel by panel) first, once for all threads: A^T (x^T, the batch) up to
-// kCopyRowsMax rows of A, so that C^T's rows are the outputs and its columns the batch, whole
-// panels at batches of 64, 128 and 256; else the smaller of A^T and B, which bounds the copy by the
-// larger operand's size. Either way each element of C is the same chain of FMAs. In bench_gemm's
-// second table, copying x^T ran every forward product of the reference models 1.01-1.27x
-// faster than copying W^T at batches 64-256, and 2x for their last layer (100 -> 10, where
-// W^T makes one-vector panels) (AMD EPYC Zen 5; docs/benchmarks.md).
+// The product through gemm_kernel.hpp's kernel, which reads B's rows, panel by panel. When A
+// and B are both column-major, the transposed product C^T = B^T A^T has a row-major operand
+// (A^T) in B's place; when A is row-major and B column-major (y = x W^T), one of them is
+// copied transposed, in panels (copy_panels), first, once for all threads: A^T (x^T, the
+// batch) up to kCopyRowsMax rows of A, so that C^T's rows are the outputs and its columns the
+// batch, whole panels at batches of 64, 128 and 256; else the smaller of A^T and B, which
+// bounds the copy by the larger operand's size. Either way each element of C is the same
+// chain of FMAs. In bench_gemm's second table, with row-major copies (before session 17),
+// copying x^T ran every forward product of the reference models 1.01-1.27x faster than
+// copying W^T at batches 64-256, and 2x for their last layer (100 -> 10, where W^T makes
+// one-vector panels) (AMD EPYC Zen 5; docs/benchmarks.md).
 inline constexpr std::int64_t kCopyRowsMax = 256;
 template <typename T>
 void gemm_by_kernel(std::int64_t m, std::int64_t n, std::int64_t k, const Operand<T>& a,

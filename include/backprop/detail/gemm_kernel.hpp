@@ -170,7 +170,7 @@ inline void store_transposed(const V (&acc)[R][NV], const Strided<T>& c, std::in
 }
 
 // One tile: C[0..R, 0..NV*W) (+)= A[0..R, 0..k) B[0..k, 0..NV*W), of which the first `cols`
-// columns are stored. Each of B's rows has NV*W readable elements (gemm_direct pads the last
+// columns are stored. Each of B's rows has NV*W readable elements (tail_panel pads the last
 // panel's rows where they are shorter).
 template <typename T, int R, int NV>
 inline void gemm_tile(std::int64_t k, const Strided<const T>& a, const T* b, std::int64_t ldb,
@@ -281,8 +281,9 @@ struct Panels {
   const T* data;
   std::int64_t ld, panel_stride;
   bool padded;
-  // The panel at column j and the panels from it on (j a multiple of P).
+  // The panel that starts at column j (a multiple of P).
   const T* at(std::int64_t j) const { return data + j / (kNV * Simd<T>::W) * panel_stride; }
+  // B's columns from j on (j a multiple of P), as a B of their own.
   Panels from(std::int64_t j) const { return {at(j), ld, panel_stride, padded}; }
 };
 template <typename T>
@@ -296,14 +297,16 @@ inline Panels<T> panels_in_place(const T* b, std::int64_t ldb) {
 // Zen 5), so whole blocks go through transpose_block, and only the edges element by element.
 // Panel by panel (not one row-major copy of B), a tile walks its panel in address order, and
 // the AVX2 build need not pack it again (pack_panels): in one process, the forward products of
-// the reference models at batches 64-256 ran 1.02-1.08x faster with AVX2 and 1.01-1.02x with
-// AVX-512 than from a row-major copy (AMD EPYC Zen 4; docs/benchmarks.md).
+// the reference models at batches 64 and 256 all ran faster with AVX2 (1.01-1.06x), and with
+// AVX-512 0.99-1.02x (the 100 -> 10 layer's 0.93-0.95x, under 1 us), than from one row-major
+// copy (AMD EPYC Zen 4; docs/benchmarks.md).
 template <typename T>
 inline Panels<T> copy_panels(std::int64_t rows, std::int64_t cols, const T* src,
                              std::int64_t stride, std::vector<T>& out) {
   constexpr auto kB = static_cast<std::int64_t>(32 / sizeof(T));  // a block: 256-bit rows
-  constexpr int W = Simd<T>::W, P = kNV * W;                      // P is a multiple of kB
-  const std::int64_t panels = (cols + P - 1) / P, padded = (cols + W - 1) / W * W;
+  constexpr int W = Simd<T>::W, P = kNV * W;
+  static_assert(P % kB == 0, "a block's kB columns must lie in one panel");
+  const std::int64_t panels = (cols + P - 1) / P, padded_cols = (cols + W - 1) / W * W;
   out.resize(static_cast<std::size_t>(panels * rows * P));
   T* const o = out.data();
   const std::int64_t rows_b = rows / kB * kB, cols_b = cols / kB * kB;
@@ -313,7 +316,7 @@ inline Panels<T> copy_panels(std::int64_t rows, std::int64_t cols, const T* src,
   // What no block covered, column by column: the last columns of the rows in blocks, then
   // the last rows; zeros after column `cols`, up to whole vectors.
   const auto edge = [&](std::int64_t i0, std::int64_t i1, std::int64_t j0) {
-    for (std::int64_t j = j0; j < padded; ++j) {
+    for (std::int64_t j = j0; j < padded_cols; ++j) {
       T* const column = o + j / P * rows * P + j % P;  // B[i][j] at column[i * P]
       for (std::int64_t i = i0; i < i1; ++i) column[i * P] = j < cols ? src[j * stride + i] : T(0);
     }
@@ -338,10 +341,10 @@ inline TailPanel<T> tail_panel(std::int64_t n, std::int64_t k, const Panels<T>& 
   const std::int64_t full = n / P * P, tail = n - full;
   const T* tail_b = b.at(full);
   if (tail == 0 || tail % W == 0 || b.padded) return {tail_b, b.ld};
-  thread_local std::vector<T> padded;
+  thread_local std::vector<T> tail_copy;
   const std::int64_t ld = copy_padded(
-      k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * b.ld + j]; }, padded);
-  return {padded.data(), ld};
+      k, tail, [&](std::int64_t kk, std::int64_t j) { return tail_b[kk * b.ld + j]; }, tail_copy);
+  return {tail_copy.data(), ld};
 }
 
 // Packing B's panels. Each row tile walks its panel of B, k rows ldb apart, from top to
