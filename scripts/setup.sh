@@ -48,6 +48,24 @@ ensure_packages() {
 default_compiler() { if command -v clang++ >/dev/null; then echo clang; else echo gcc; fi; }
 cxx_of() { case $1 in clang) echo clang++ ;; *) echo g++ ;; esac; }
 
+# What code that compiler $1 builds for -march=$2 may use and this CPU lacks: the missing
+# extensions as /proc/cpuinfo names them, space-separated, or nothing. Such code stops on an
+# illegal instruction, which names no cause. The compiler's predefined macros say what
+# -march=$2 enables. Says nothing where it cannot tell: no /proc/cpuinfo flags (not Linux
+# on x86) or a -march the compiler rejects (the build then says so itself).
+march_missing() {
+  local cxx=$1 march=$2 flags macros entry missing=()
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) || return 0
+  macros=$(echo | "$cxx" -march="$march" -dM -E -x c++ - 2>/dev/null) || return 0
+  for entry in SSE3:pni SSSE3:ssse3 SSE4_1:sse4_1 SSE4_2:sse4_2 POPCNT:popcnt AVX:avx AVX2:avx2 \
+    FMA:fma F16C:f16c BMI:bmi1 BMI2:bmi2 LZCNT:abm MOVBE:movbe AVX512F:avx512f \
+    AVX512BW:avx512bw AVX512CD:avx512cd AVX512DQ:avx512dq AVX512VL:avx512vl; do
+    grep -q "^#define __${entry%%:*}__ " <<<"$macros" || continue
+    [[ "$flags " == *" ${entry#*:} "* ]] || missing+=("${entry#*:}")
+  done
+  echo "${missing[*]}"
+}
+
 # Configures and builds. Args: build dir, target ("" for all), then extra cmake args.
 configure_and_build() {
   local dir=$1 target=$2

@@ -63,6 +63,11 @@ fi
 # Without --mpi, MPI is used when it is there (it is optional: the core never needs it).
 [ $mpi = ON ] || { [ -x /usr/bin/mpicxx ] && [ -x /usr/bin/mpirun ] && [ $sanitize = 0 ] && mpi_found=ON; } || true
 ensure_packages "${extra_packages[@]}"
+if [ -n "$march" ] && [ "$march" != native ]; then
+  missing=$(march_missing "$cxx" "$march")
+  [ -z "$missing" ] || die "this CPU lacks $missing, which code built for -march=$march uses: \
+the tests would stop on an illegal instruction. Build for this CPU (the default) or test on one that has them"
+fi
 "$repo_root/scripts/fetch-mnist.sh" >&2
 
 dir=$repo_root/build
