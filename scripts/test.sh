@@ -7,7 +7,8 @@
 #   ./scripts/test.sh --compiler gcc   a given compiler (gcc or clang), in build-gcc/ or build-clang/
 #   ./scripts/test.sh --no-openmp      without OpenMP, in build[-...]-no-openmp/
 #   ./scripts/test.sh --march x86-64-v3   for another -march than native (x86-64-v2: SSE4.2,
-#                                      x86-64-v3: AVX2 + FMA), in build[-...]-x86-64-v3/
+#                                      x86-64-v3: AVX2 + FMA; this CPU must have them), in
+#                                      build[-...]-x86-64-v3/
 #   ./scripts/test.sh --portable       without any -march (the compiler's default, SSE2)
 #   ./scripts/test.sh --compiler clang --fuzz   also the libFuzzer targets, each fuzzing for
 #                                      FUZZ_SECONDS (default 60) as tests fuzz:idx, fuzz:safetensors
@@ -19,7 +20,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-usage() { sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 compiler=$(default_compiler) compiler_given=0 sanitize=0 openmp=ON march=native mpi=OFF mpi_found=OFF fuzz=OFF tsan=OFF ctest_args=()
 while [ $# -gt 0 ]; do
