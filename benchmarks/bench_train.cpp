@@ -452,6 +452,8 @@ struct Result {
   double train_sps, infer_sps, gflops, useful_gflops, peak_pct, rss_mib, final_loss;
   double peak_now_pct;     // median over epochs: the epoch's GFLOP/s / peak_now(threads) after it
   double peak_now_gflops;  // median of those peaks
+  std::vector<double> cross_ns;    // two threads or more: cross_core_ns() after each epoch
+  double cross_core_ns;            // their median
   detail::ThreadPool::Stats pool;  // over the timed epochs
   double cpu_gflops;               // flops as run / process CPU time: the rate while running
   Split split;
@@ -466,7 +468,7 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   std::unique_ptr<SGD<float>> opt = make_optimizer(name, m);
   CrossEntropyLoss<float> criterion;
   DataLoader<float> loader(data, batch_size, /*shuffle=*/true, /*seed=*/1);
-  std::vector<double> wall, cpu, peak_now;
+  std::vector<double> wall, cpu, peak_now, cross_ns;
   double loss = 0;
   int partial = 0;
   if (o.warmup_steps > 0)  // warm caches and the allocator before the first timed epoch
@@ -482,6 +484,7 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
       cpu.push_back(t.cpu);
       partial += t.partial;
       peak_now.push_back(bench::peak_now(threads));
+      if (threads > 1) cross_ns.push_back(bench::cross_core_ns());
     }
   }
   const detail::ThreadPool::Stats pool = detail::thread_pool().stats();
@@ -508,6 +511,8 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
     pct_now.push_back(100 * gflops_in(wall[e]) / peak_now[e]);
   r.peak_now_pct = bench::stats(pct_now).median;
   r.peak_now_gflops = bench::stats(peak_now).median;
+  r.cross_ns = cross_ns;
+  r.cross_core_ns = cross_ns.empty() ? 0 : bench::stats(cross_ns).median;
   r.pool = pool;
   r.cpu_gflops = gflops_in(r.cpu.median);
 
@@ -547,6 +552,10 @@ void print_result(const Result& r, const bench::Peak& peak) {
       "epochs, whose peaks had a median of %.0f GFLOP/s: a shared host's speed varies)\n",
       r.peak_now_pct, r.threads, r.peak_now_gflops);
   if (r.threads > 1) {
+    std::printf(
+        "  cores  a cache line to the other core and back in %.0f ns (median over the epochs; "
+        "the two threads' data crosses at that latency)\n",
+        r.cross_core_ns);
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
@@ -576,16 +585,19 @@ void print_result(const Result& r, const bench::Peak& peak) {
       "peak_pct=%.1f peak_now_pct=%.1f peak_now=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f "
       "partial=%d "
       "pool_shared=%ld pool_late=%ld pool_alone=%ld pool_preempted=%ld "
-      "pool_alone_ms=%.0f",
+      "pool_alone_ms=%.0f cross_core_ns=%.0f",
       r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
       r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.peak_now_pct,
       r.peak_now_gflops, r.cpu_gflops, r.rss_mib, r.cpu.median, r.partial,
       static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
       static_cast<long>(r.pool.alone), static_cast<long>(r.pool.preempted),
-      1e-3 * static_cast<double>(r.pool.alone_us));
+      1e-3 * static_cast<double>(r.pool.alone_us), r.cross_core_ns);
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);
+  if (!r.cross_ns.empty()) std::printf(" cross_list=");
+  for (std::size_t i = 0; i < r.cross_ns.size(); ++i)
+    std::printf("%s%.0f", i ? "," : "", r.cross_ns[i]);
   for (const auto& [k, v] : r.split.us) {
     std::string key = k;
     for (char& c : key)
@@ -616,8 +628,12 @@ int run(const Options& o) {
       "  FMA peak (%s): %.1f GFLOP/s per core by thread CPU time, %.1f by wall time; "
       "%.1f GFLOP/s with two threads (wall)\n",
       bench::fma_isa(), peak.per_core, peak.per_core_wall, peak.two_cores_wall);
-  std::printf("RESULT impl=peak per_core=%.1f per_core_wall=%.1f two_cores_wall=%.1f\n",
-              peak.per_core, peak.per_core_wall, peak.two_cores_wall);
+  const double cross_ns = bench::cross_core_ns();
+  std::printf("  cores: a cache line to the other core and back in %.0f ns\n", cross_ns);
+  std::printf(
+      "RESULT impl=peak per_core=%.1f per_core_wall=%.1f two_cores_wall=%.1f "
+      "cross_core_ns=%.0f\n",
+      peak.per_core, peak.per_core_wall, peak.two_cores_wall, cross_ns);
   if (o.peak_only) return 0;
 
   const MnistDataset<float> train(o.data, /*train=*/true);

@@ -11,6 +11,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -190,6 +191,43 @@ inline Peak measure_peak() {
 /// per core on one AMD EPYC Zen 5 under KVM), and two vCPUs sometimes share one core's peak
 /// (~230 GFLOP/s for both; docs/benchmarks.md).
 inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3); }
+
+// --- how far apart the cores are ----------------------------------------------------------
+/// The time for a cache line to go to another core and back, in nanoseconds: the median of
+/// up to `rounds` exchanges between two threads, each waiting for the other's write, within
+/// 50 ms. Two threads that share a product pay it, in latency, whenever one reads data the
+/// other wrote last (the batch, activations, gradients). On one AMD EPYC Zen 5 under KVM it
+/// read 160-170 ns in some minutes and 570-610 ns in others (the hypervisor moved the two
+/// vCPUs further apart and back), and two threads then trained bn-mlp no faster than one
+/// (docs/benchmarks.md). So bench_train times it after every epoch of two threads or more.
+/// Not pinned: on an idle machine the two threads run on two cores; on a busy one the figure
+/// is meaningless but bounded (a waiting thread yields its core now and then).
+inline double cross_core_ns(int rounds = 5000) {
+  alignas(64) std::atomic<int> ping{0};  // each in a cache line of its own
+  alignas(64) std::atomic<int> pong{0};
+  const auto spin = [](int spins) {
+    if (spins % 4096 == 0) std::this_thread::yield();
+  };
+  std::thread other([&] {  // answers ping i with pong i, until ping is -1
+    for (int i = 1;; ++i) {
+      int v = 0;
+      for (int s = 1; (v = ping.load(std::memory_order_acquire)) != i && v >= 0; ++s) spin(s);
+      if (v < 0) return;
+      pong.store(i, std::memory_order_release);
+    }
+  });
+  std::vector<double> ns;
+  const double end = wall() + 0.05;
+  for (int i = 1; i <= rounds && wall() < end; ++i) {
+    const double t0 = wall();
+    ping.store(i, std::memory_order_release);
+    for (int s = 1; pong.load(std::memory_order_acquire) != i; ++s) spin(s);
+    ns.push_back((wall() - t0) * 1e9);
+  }
+  ping.store(-1, std::memory_order_release);
+  other.join();
+  return stats(ns).median;
+}
 
 // --- build and machine facts -------------------------------------------------------------
 // The model name, with the family and model numbers: under a hypervisor the name may be just

@@ -116,7 +116,7 @@ peak=$("$bench" --peak-only)  # its first line names the CPU, family and model (
 echo "compare.sh: $(sed -n 's/^bench_train: //p' <<<"$peak"), $(nproc) CPUs," \
      "load average at start: $load"
 echo "  ours:    $bench"
-sed -n 's/^  \(build\|FMA peak\)/  ours: \1/p' <<<"$peak"
+sed -n 's/^  \(build\|FMA peak\|cores\)/  ours: \1/p' <<<"$peak"
 echo "  PyTorch: $("$python" -c 'import torch; print("torch", torch.__version__)'), BLAS" \
      "${openblas:-system default}, OPENBLAS_CORETYPE unset, GOMP_SPINCOUNT=0 with 2 threads"
 
@@ -159,6 +159,8 @@ for line in open(sys.argv[1]):
     r["epochs"] += [float(x) for x in kv["epoch_list"].split(",")]
     r["infer"].append(float(kv["infer_sps"]))
     r["cpu"].append(float(kv["cpu_s"]))
+    if float(kv.get("cross_core_ns", 0)) > 0:  # ours, two threads or more
+        r.setdefault("cross", []).append(float(kv["cross_core_ns"]))
 
 def summary(key):
     r = rows.get(key)
@@ -167,7 +169,7 @@ def summary(key):
     e = r["epochs"]
     return {"med": statistics.median(e), "min": min(e), "max": max(e), "n": len(e),
             "sps": 60000 / statistics.median(e), "infer": statistics.median(r["infer"]),
-            "cpu": statistics.median(r["cpu"]), "partial": r["partial"]}
+            "cpu": statistics.median(r["cpu"]), "partial": r["partial"], "cross": r.get("cross", [])}
 
 configs = sorted({k[2:] for k in rows if k[0] == "main"}, key=lambda c: (c[0] != "bn-mlp", c[1], c[2]))
 print()
@@ -186,11 +188,13 @@ for m, b, t in configs:
           f"| {p['med']:.3f} [{p['min']:.3f}, {p['max']:.3f}] (n={p['n']}{cut(p)}) | {o['sps']:.0f} | {p['sps']:.0f} "
           f"| {ratio:.2f}x | {o['infer']:.0f} | {p['infer']:.0f} | {o['infer'] / p['infer']:.2f}x |")
 print("\nprocess CPU s/epoch (median; equal to the wall time on an idle machine with 1 thread, "
-      "higher wall means time-sharing):")
+      "higher wall means time-sharing); with two threads, the ns a cache line took to the other "
+      "core and back, measured after each of our runs' epochs (the median of each run):")
 for m, b, t in configs:
     o, p = summary(("main", "ours", m, b, t)), summary(("main", "pytorch", m, b, t))
     if o and p:
-        print(f"  {m} b{b} t{t}: ours {o['cpu']:.3f} (wall {o['med']:.3f}), PyTorch {p['cpu']:.3f} (wall {p['med']:.3f})")
+        cross = "; cross-core " + ", ".join(f"{x:.0f}" for x in o["cross"]) + " ns" if o["cross"] else ""
+        print(f"  {m} b{b} t{t}: ours {o['cpu']:.3f} (wall {o['med']:.3f}), PyTorch {p['cpu']:.3f} (wall {p['med']:.3f}){cross}")
 
 busy = [(i, t, summary(("busy", i, "bn-mlp", 64, t))) for i in ("ours", "pytorch") for t in (1, 2)]
 if any(s for _, _, s in busy):
