@@ -197,21 +197,21 @@ inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3
 /// up to `rounds` exchanges between two threads, each waiting for the other's write, within
 /// 50 ms. Two threads that share a product pay it, in latency, whenever one reads data the
 /// other wrote last (the batch, activations, gradients). On one AMD EPYC Zen 5 under KVM it
-/// read 160-170 ns in some minutes and 570-610 ns in others (the hypervisor moved the two
-/// vCPUs further apart and back), and two threads then trained bn-mlp no faster than one
-/// (docs/benchmarks.md). So bench_train times it after every epoch of two threads or more.
-/// Not pinned: on an idle machine the two threads run on two cores; on a busy one the figure
+/// read 160-171 ns in some minutes and 531-681 ns in others (the hypervisor moved the two
+/// vCPUs further apart and back), and two threads trained bn-mlp 1.09x as fast as one near,
+/// 0.93x far (docs/benchmarks.md). So bench_train times it after every epoch of two threads or
+/// more. Not pinned: on an idle machine the two threads run on two cores; on a busy one the figure
 /// is meaningless but bounded (a waiting thread yields its core now and then).
 inline double cross_core_ns(int rounds = 5000) {
   alignas(64) std::atomic<int> ping{0};  // each in a cache line of its own
   alignas(64) std::atomic<int> pong{0};
-  const auto spin = [](int spins) {
+  const auto spin = [](unsigned spins) {  // unsigned: a long wait wraps, never overflows
     if (spins % 4096 == 0) std::this_thread::yield();
   };
   std::thread other([&] {  // answers ping i with pong i, until ping is -1
     for (int i = 1;; ++i) {
       int v = 0;
-      for (int s = 1; (v = ping.load(std::memory_order_acquire)) != i && v >= 0; ++s) spin(s);
+      for (unsigned s = 1; (v = ping.load(std::memory_order_acquire)) != i && v >= 0; ++s) spin(s);
       if (v < 0) return;
       pong.store(i, std::memory_order_release);
     }
@@ -221,7 +221,7 @@ inline double cross_core_ns(int rounds = 5000) {
   for (int i = 1; i <= rounds && wall() < end; ++i) {
     const double t0 = wall();
     ping.store(i, std::memory_order_release);
-    for (int s = 1; pong.load(std::memory_order_acquire) != i; ++s) spin(s);
+    for (unsigned s = 1; pong.load(std::memory_order_acquire) != i; ++s) spin(s);
     ns.push_back((wall() - t0) * 1e9);
   }
   ping.store(-1, std::memory_order_release);
