@@ -51,17 +51,31 @@ cxx_of() { case $1 in clang) echo clang++ ;; *) echo g++ ;; esac; }
 # What code that compiler $1 builds for -march=$2 may use and this CPU lacks: the missing
 # extensions as /proc/cpuinfo names them, space-separated, or nothing. Such code stops on an
 # illegal instruction, which names no cause. The compiler's predefined macros say what
-# -march=$2 enables. Says nothing where it cannot tell: no /proc/cpuinfo flags (not Linux
-# on x86) or a -march the compiler rejects (the build then says so itself).
+# -march=$2 enables; CPUID says what the CPU has, read by scripts/cpu_lacks.cpp (built with
+# the same compiler for its default target), or, where that cannot be built, the flags in
+# /proc/cpuinfo, which may leave some out (cpu_lacks.cpp says where). Says nothing where it
+# cannot tell: neither works (not x86 Linux) or a -march the compiler rejects (the build then
+# says so itself).
 march_missing() {
-  local cxx=$1 march=$2 flags macros entry missing=()
-  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) || return 0
+  local cxx=$1 march=$2 macros entry needed=() probe lacks flags name missing=()
   macros=$(echo | "$cxx" -march="$march" -dM -E -x c++ - 2>/dev/null) || return 0
   for entry in SSE3:pni SSSE3:ssse3 SSE4_1:sse4_1 SSE4_2:sse4_2 POPCNT:popcnt AVX:avx AVX2:avx2 \
     FMA:fma F16C:f16c BMI:bmi1 BMI2:bmi2 LZCNT:abm MOVBE:movbe AVX512F:avx512f \
     AVX512BW:avx512bw AVX512CD:avx512cd AVX512DQ:avx512dq AVX512VL:avx512vl; do
-    grep -q "^#define __${entry%%:*}__ " <<<"$macros" || continue
-    [[ "$flags " == *" ${entry#*:} "* ]] || missing+=("${entry#*:}")
+    grep -q "^#define __${entry%%:*}__ " <<<"$macros" && needed+=("${entry#*:}")
+  done
+  [ ${#needed[@]} -eq 0 ] && return 0
+  probe=$(mktemp) || return 0
+  if "$cxx" -O1 -o "$probe" "$repo_root/scripts/cpu_lacks.cpp" 2>/dev/null &&
+    lacks=$("$probe" "${needed[@]}"); then
+    rm -f "$probe"
+    echo "$lacks"
+    return 0
+  fi
+  rm -f "$probe"
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) || return 0
+  for name in "${needed[@]}"; do
+    [[ "$flags " == *" $name "* ]] || missing+=("$name")
   done
   echo "${missing[*]}"
 }
