@@ -453,7 +453,6 @@ struct Result {
   double peak_now_pct;     // median over epochs: the epoch's GFLOP/s / peak_now(threads) after it
   double peak_now_gflops;  // median of those peaks
   std::vector<double> cross_ns;    // two threads or more: cross_core_ns() after each epoch
-  double cross_core_ns;            // their median
   detail::ThreadPool::Stats pool;  // over the timed epochs
   double cpu_gflops;               // flops as run / process CPU time: the rate while running
   Split split;
@@ -512,7 +511,6 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
   r.peak_now_pct = bench::stats(pct_now).median;
   r.peak_now_gflops = bench::stats(peak_now).median;
   r.cross_ns = cross_ns;
-  r.cross_core_ns = cross_ns.empty() ? 0 : bench::stats(cross_ns).median;
   r.pool = pool;
   r.cpu_gflops = gflops_in(r.cpu.median);
 
@@ -534,6 +532,7 @@ Result run_config(const Options& o, const std::string& name, const MnistDataset<
 }
 
 void print_result(const Result& r, const bench::Peak& peak) {
+  const double cross_median = bench::stats(r.cross_ns).median;  // 0 with one thread
   std::printf(
       "  train  %.3f s/epoch (median of %zu; min %.3f, max %.3f)  %.0f samples/s  "
       "[process CPU %.3f s/epoch]  mean loss of the last epoch %.4f%s\n",
@@ -555,7 +554,7 @@ void print_result(const Result& r, const bench::Peak& peak) {
     std::printf(
         "  cores  a cache line to the other core and back in %.0f ns (median over the epochs; "
         "the two threads' data crosses at that latency)\n",
-        r.cross_core_ns);
+        cross_median);
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
@@ -591,7 +590,7 @@ void print_result(const Result& r, const bench::Peak& peak) {
       r.peak_now_gflops, r.cpu_gflops, r.rss_mib, r.cpu.median, r.partial,
       static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
       static_cast<long>(r.pool.alone), static_cast<long>(r.pool.preempted),
-      1e-3 * static_cast<double>(r.pool.alone_us), r.cross_core_ns);
+      1e-3 * static_cast<double>(r.pool.alone_us), cross_median);
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);

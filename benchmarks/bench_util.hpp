@@ -197,8 +197,8 @@ inline double peak_now(int threads) { return threads_peak(threads, 10'000'000, 3
 /// up to `rounds` exchanges between two threads, each waiting for the other's write, within
 /// 50 ms. Two threads that share a product pay it, in latency, whenever one reads data the
 /// other wrote last (the batch, activations, gradients). On one AMD EPYC Zen 5 under KVM it
-/// read 160-171 ns in some minutes and 531-681 ns in others (the hypervisor moved the two
-/// vCPUs further apart and back), and two threads trained bn-mlp 1.09x as fast as one near,
+/// read 160-171 ns in some minutes and 531-681 ns in others (inferred: the host moved the
+/// two vCPUs further apart and back), and two threads trained bn-mlp 1.09x as fast as one near,
 /// 0.93x far (docs/benchmarks.md). So bench_train times it after every epoch of two threads or
 /// more. Not pinned: on an idle machine the two threads run on two cores; on a busy one the figure
 /// is meaningless but bounded (a waiting thread yields its core now and then).
