@@ -24,7 +24,8 @@
 //      run), and reports the peak resident memory (getrusage ru_maxrss; one process per
 //      configuration gives a per-configuration figure, as compare.sh does);
 //   6. with threads, counts what the pool did with the timed epochs' jobs (products and SGD
-//      updates): shared with the helpers, of those how many waited for a late helper, and
+//      updates): shared with the helpers, of those how many waited for a late helper and
+//      for a stalled one (late by over 1 ms, Backoff in detail/thread_pool.hpp), and
 //      how many ran on one thread during a backoff or while running alone; and how many
 //      20 ms windows found the process's threads short of cores, and how long those sent
 //      the caller alone (Preemptions in detail/thread_pool.hpp).
@@ -558,12 +559,14 @@ void print_result(const Result& r, const bench::Peak& peak) {
     const double shared = static_cast<double>(std::max<std::int64_t>(r.pool.shared, 1));
     std::printf(
         "  pool   %ld jobs (products, SGD updates) shared between the threads, %ld of them "
-        "waited for a late helper (%.1f%%); %ld more ran on one thread during a backoff or alone; "
+        "waited for a late helper (%.1f%%), %ld for a stalled one (late by over 1 ms: a Backoff "
+        "follows the second); %ld more ran on one thread during a backoff or alone; "
         "%ld of the 20 ms windows found the threads preempted 3+ times, and sent the caller "
         "alone for %.0f ms in all (jobs then not split are not counted above)\n",
         static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
-        100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.alone),
-        static_cast<long>(r.pool.preempted), 1e-3 * static_cast<double>(r.pool.alone_us));
+        100 * static_cast<double>(r.pool.late) / shared, static_cast<long>(r.pool.stalled),
+        static_cast<long>(r.pool.alone), static_cast<long>(r.pool.preempted),
+        1e-3 * static_cast<double>(r.pool.alone_us));
   }
   if (!r.split.us.empty()) {
     double total = 0;
@@ -583,14 +586,15 @@ void print_result(const Result& r, const bench::Peak& peak) {
       "epoch_max=%.4f epochs=%zu train_sps=%.0f infer_sps=%.0f gflops=%.1f "
       "peak_pct=%.1f peak_now_pct=%.1f peak_now=%.1f cpu_gflops=%.1f rss_mib=%.0f cpu_s=%.4f "
       "partial=%d "
-      "pool_shared=%ld pool_late=%ld pool_alone=%ld pool_preempted=%ld "
+      "pool_shared=%ld pool_late=%ld pool_stalled=%ld pool_alone=%ld pool_preempted=%ld "
       "pool_alone_ms=%.0f cross_core_ns=%.0f",
       r.model.c_str(), static_cast<long>(r.batch), r.threads, r.epoch.median, r.epoch.min,
       r.epoch.max, r.epoch.n, r.train_sps, r.infer_sps, r.gflops, r.peak_pct, r.peak_now_pct,
       r.peak_now_gflops, r.cpu_gflops, r.rss_mib, r.cpu.median, r.partial,
       static_cast<long>(r.pool.shared), static_cast<long>(r.pool.late),
-      static_cast<long>(r.pool.alone), static_cast<long>(r.pool.preempted),
-      1e-3 * static_cast<double>(r.pool.alone_us), cross_median);
+      static_cast<long>(r.pool.stalled), static_cast<long>(r.pool.alone),
+      static_cast<long>(r.pool.preempted), 1e-3 * static_cast<double>(r.pool.alone_us),
+      cross_median);
   std::printf(" epoch_list=");
   for (std::size_t i = 0; i < r.epoch_walls.size(); ++i)
     std::printf("%s%.4f", i ? "," : "", r.epoch_walls[i]);

@@ -255,22 +255,24 @@ TEST_CASE("ThreadPool: the caller runs alone when busy threads outnumber the cor
 }
 #endif
 
-TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff", "[parallel]") {
+TEST_CASE("ThreadPool: late helpers are counted, and the second stalled one starts a backoff",
+          "[parallel]") {
   OneThreadAfter restore;
   set_num_threads(2);  // a fresh Backoff and Preemptions, so the runs below are shared
   detail::ThreadPool& pool = detail::thread_pool();
   pool.reset_stats();
   // A job whose helper is late for sure: block 0 (the caller's) waits until block 1 has
-  // started on the helper and notes how long that took; block 1 then takes twice as long
-  // plus 500 ms, so the caller waits for it longer than it worked itself (unless the caller
-  // itself is descheduled for 250 ms at that moment).
+  // started on the helper and notes how long that took; block 1 then takes that long plus
+  // `extra_us`, so the caller waits for it longer than it worked itself, by about extra_us.
   struct Late {
     std::atomic<bool> started1{false};
     std::atomic<std::int64_t> worked_us{-1};
     std::atomic<bool> timed_out{false};
+    std::int64_t extra_us = 0;
   };
-  const auto late_job = [&pool] {
+  const auto late_job = [&pool](std::int64_t extra_us) {
     Late ctx;
+    ctx.extra_us = extra_us;
     pool.run(
         2,
         [](void* p, std::int64_t i) {
@@ -280,7 +282,7 @@ TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff
             c.started1 = true;
             while (c.worked_us.load() < 0) std::this_thread::yield();
             if (c.timed_out) return;  // a failure already: do not make it slower
-            std::this_thread::sleep_for(std::chrono::microseconds(2 * c.worked_us.load() + 500000));
+            std::this_thread::sleep_for(std::chrono::microseconds(c.worked_us.load() + c.extra_us));
             return;
           }
           const Clock::time_point start = Clock::now(), give_up = start + std::chrono::seconds(10);
@@ -297,17 +299,32 @@ TEST_CASE("ThreadPool: late helpers are counted, and the second starts a backoff
     pool.run(
         2, [](void*, std::int64_t) {}, nullptr);
   };
-  REQUIRE(late_job());
+  // Helpers late by 300 us, less than Backoff::kStall (a wake from sleep, data from a far
+  // core): counted, but the jobs after them stay shared; unless a loaded machine stretched
+  // both into stalls.
+  REQUIRE(late_job(300));
+  REQUIRE(late_job(300));
+  plain_job();
   detail::ThreadPool::Stats s = pool.stats();
+  INFO("stalled " << s.stalled);
+  CHECK(s.late == 2);
+  CHECK((s.alone == 0 || s.stalled == 2));
+  // Stalled helpers (late by 500 ms: descheduled, say): the second starts a backoff.
+  set_num_threads(2);  // a fresh Backoff
+  pool.reset_stats();
+  const std::int64_t stall = 500000;
+  REQUIRE(late_job(stall));
+  s = pool.stats();
   CHECK(s.shared == 1);
   CHECK(s.late == 1);
+  CHECK(s.stalled == 1);
   CHECK(s.alone == 0);
-  // The second late job is still shared (one late helper starts no backoff; run alone, its
+  // The second stalled job is still shared (one stall starts no backoff; run alone, its
   // block 0 would wait in vain for block 1), and then the next 32 jobs run alone.
-  REQUIRE(late_job());
+  REQUIRE(late_job(stall));
   s = pool.stats();
   CHECK(s.shared == 2);
-  CHECK(s.late == 2);
+  CHECK(s.stalled == 2);
   for (int i = 0; i < 32; ++i) plain_job();
   s = pool.stats();
   CHECK(s.shared == 2);

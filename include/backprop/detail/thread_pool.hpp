@@ -31,29 +31,37 @@ namespace detail {
 //    wants it) and then sleeps: waking a sleeping core costs tens of microseconds in a
 //    virtual machine, as much as a whole block (with 50 us of polling, helpers were
 //    late 14x more often than with 1 ms);
-//  - when helpers are late anyway, the next runs skip them for a while (Backoff below);
+//  - when helpers stall (descheduled mid-block), the next runs skip them for a while
+//    (Backoff below);
 //  - when the process's threads are short of cores (another program, or more threads than
 //    cores), the caller runs alone (Preemptions below).
 // The blocks are the same whoever runs them, so the results do not depend on any of this.
 
-// When the caller stops handing jobs to the helpers for a while. A helper was late when the
-// caller waited for it longer than its own share took (e.g. the helper was descheduled
-// mid-block). One late helper says little on a shared host: 0.2-2.4% of the jobs of an idle
-// two-thread run found one there (0.04-0.4% beside a CPU-bound process), and backing off
-// after each of them ran 6-48% of a run's jobs on one thread (bench_train's pool statistics,
-// docs/benchmarks.md). So a backoff starts only at a second late helper within kWindow shared
-// runs: kMin runs alone, twice as many if the first run after them is late again, up to
-// kMax; a run on time resets the length. (kMin went from 8 to 32 earlier,
-// docs/benchmarks.md; 64 is the only window tried, on an AMD EPYC Zen 5 under KVM.)
+// When the caller stops handing jobs to the helpers for a while: after helpers that stalled,
+// that is, kept the caller waiting longer than its own share took plus kStall. A helper
+// stalls when it is descheduled mid-block (another program, or the host, takes its core), and
+// may be again. A helper merely late, by less than kStall, is no reason: waking a sleeping
+// helper costs tens of microseconds in a virtual machine, and data the other core wrote
+// comes slowly when the host runs the two vCPUs on cores far apart. Such late helpers met
+// 4-9% of the jobs of idle two-thread runs whose vCPUs were near (a cache line's round trip
+// of 150-180 ns), and backing off after each second one, as the pool did before session 20,
+// ran two thirds of the jobs alone: bn-mlp at batch 64 trained 1.04-1.08x faster than on
+// one thread, against 1.39-1.47x with those helpers kept (AMD EPYC Zen 5 under KVM,
+// docs/benchmarks.md). kStall is longer than those delays and shorter than a scheduler's
+// time slice (a few milliseconds). One stall says little on a shared host, so a backoff
+// starts only at a second within kWindow shared runs: kMin runs alone, twice as many if the
+// first run after them stalls again, up to kMax; a run that does not stall resets the length.
+// (kMin went from 8 to 32 earlier, docs/benchmarks.md; 64 is the only window tried.)
 class Backoff {
  public:
   static constexpr int kMin = 32, kMax = 8192;
   static constexpr std::int64_t kWindow = 64;
+  static constexpr std::chrono::microseconds kStall{1000};
 
   // Called after every shared run that returned; says how many of the next runs to do alone.
-  int after_shared_run(bool late) {
+  int after_shared_run(bool stalled) {
     ++runs_;
-    if (!late) {
+    if (!stalled) {
       length_ = kMin;
       return 0;
     }
@@ -66,7 +74,7 @@ class Backoff {
   }
 
  private:
-  std::int64_t runs_ = 0, last_late_ = -kWindow;  // shared runs; the last late one's number
+  std::int64_t runs_ = 0, last_late_ = -kWindow;  // shared runs; the last stalled one's number
   int length_ = kMin;                             // of the next backoff
 };
 
@@ -76,7 +84,7 @@ class Backoff {
 // own yields in a polling loop then give way too; on an idle core only the kernel's short
 // tasks preempt it. Two threads then lose to one: each product waits for whichever thread
 // the scheduler has just set aside (#10 asks for no worse than 0.95x of one thread), yet
-// too few helpers count as late (0.2-0.8% of the jobs) to start a Backoff. So every 20 ms of
+// too few helpers are late (0.2-0.8% of the jobs) to start a Backoff. So every 20 ms of
 // shared runs the caller reads how many times the process's threads were preempted
 // (getrusage's ru_nivcsw; on Linux a yield that gave way to another thread counts): 3 or
 // more per 20 ms (busy) in two windows in a row, and it runs alone for 50 ms, twice as long
@@ -140,7 +148,7 @@ class Preemptions {
     return alone;
   }
 
-  // Called after every run of a Backoff (late helpers): those runs are the pool's own work,
+  // Called after every run of a Backoff (stalled helpers): those runs are the pool's own work,
   // not a pause, so the window goes on through them. Else, when helpers are often late
   // because the threads are short of cores, every Backoff would break the windows "in a
   // row" that show it (a test with more spinning threads than cores took up to 4.5 s under
@@ -183,6 +191,7 @@ class ThreadPool {
   struct Stats {
     std::int64_t shared = 0;     // handed to the helpers
     std::int64_t late = 0;       // of those, the caller waited for a helper longer than it worked
+    std::int64_t stalled = 0;    // of those, by more than Backoff::kStall longer
     std::int64_t alone = 0;      // run by the caller alone (a Backoff, or after preemptions)
     std::int64_t preempted = 0;  // 20 ms windows in which the process's threads were preempted
                                  // 3 times or more per 20 ms (Preemptions)
@@ -192,10 +201,11 @@ class ThreadPool {
     // counts) only if they still ask for several blocks.
   };
   Stats stats() const {
-    return {shared_.load(), late_.load(), alone_.load(), preempted_.load(), alone_us_.load()};
+    return {shared_.load(), late_.load(),      stalled_.load(),
+            alone_.load(),  preempted_.load(), alone_us_.load()};
   }
   void reset_stats() {  // not while run() is in progress
-    shared_ = late_ = alone_ = preempted_ = alone_us_ = 0;
+    shared_ = late_ = stalled_ = alone_ = preempted_ = alone_us_ = 0;
   }
 
   // How many parts to split work into now (run_parts, products): one while the caller runs
@@ -291,8 +301,10 @@ class ThreadPool {
     }
     const Clock::time_point end = Clock::now();
     const bool late = end - mine > mine - start;  // waited longer than it worked
+    const bool stalled = end - mine > mine - start + Backoff::kStall;
     if (late) late_.fetch_add(1, std::memory_order_relaxed);
-    serial_runs_ = backoff_.after_shared_run(late);
+    if (stalled) stalled_.fetch_add(1, std::memory_order_relaxed);
+    serial_runs_ = backoff_.after_shared_run(stalled);
     const std::int64_t windows = preemptions_.windows();
     const Clock::duration alone = preemptions_.after_shared_run(start, end, process_preemptions);
     if (alone != Clock::duration::zero()) {
@@ -377,7 +389,7 @@ class ThreadPool {
   Preemptions preemptions_;
   std::atomic<Clock::rep> alone_until_{0};  // after preemptions, alone until then (or 0)
   std::atomic<bool> busy_{false};           // a thread is in run()'s parallel path
-  std::atomic<std::int64_t> shared_{0}, late_{0}, alone_{0}, preempted_{0},
+  std::atomic<std::int64_t> shared_{0}, late_{0}, stalled_{0}, alone_{0}, preempted_{0},
       alone_us_{0};           // stats()
   std::exception_ptr error_;  // first exception of the current job
 };
