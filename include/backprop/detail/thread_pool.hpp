@@ -43,10 +43,10 @@ namespace detail {
 // may be again. A helper merely late, by less than kStall, is no reason: waking a sleeping
 // helper costs tens of microseconds in a virtual machine, and data the other core wrote
 // comes slowly when the host runs the two vCPUs on cores far apart. Such late helpers met
-// 4-9% of the jobs of idle two-thread runs whose vCPUs were near (a cache line's round trip
-// of 150-180 ns), and backing off after each second one, as the pool did before session 20,
-// ran two thirds of the jobs alone: bn-mlp at batch 64 trained 1.04-1.08x faster than on
-// one thread, against 1.39-1.47x with those helpers kept (AMD EPYC Zen 5 under KVM,
+// 3-9% of the jobs of idle two-thread runs whose vCPUs were near (a cache line's round trip
+// of 135-181 ns), and backing off after each second one, as the pool did before session 20,
+// ran 44-70% of the jobs alone: bn-mlp at batch 64 trained 1.04-1.16x faster than on one
+// thread, against 1.39-1.47x with those helpers kept (AMD EPYC Zen 5 under KVM,
 // docs/benchmarks.md). kStall is longer than those delays and shorter than a scheduler's
 // time slice (a few milliseconds). One stall says little on a shared host, so a backoff
 // starts only at a second within kWindow shared runs: kMin runs alone, twice as many if the
