@@ -42,13 +42,13 @@ namespace detail {
 // stalls when it is descheduled mid-block (another program, or the host, takes its core), and
 // may be again. A helper merely late, by less than kStall, is no reason: waking a sleeping
 // helper costs tens of microseconds in a virtual machine, and data the other core wrote
-// comes slowly when the host runs the two vCPUs on cores far apart. Such late helpers met
-// 3-9% of the jobs of idle two-thread runs whose vCPUs were near (a cache line's round trip
-// of 135-181 ns), and backing off after each second one, as the pool did before session 20,
-// ran 44-70% of the jobs alone: bn-mlp at batch 64 trained 1.04-1.16x faster than on one
-// thread, against 1.39-1.47x with those helpers kept (AMD EPYC Zen 5 under KVM,
-// docs/benchmarks.md). kStall is longer than those delays and shorter than a scheduler's
-// time slice (a few milliseconds). One stall says little on a shared host, so a backoff
+// comes slowly when the host runs the two vCPUs on cores far apart. In eight of nine idle
+// bn-mlp runs at batch 64 with the vCPUs near (a cache line's round trip of 135-181 ns),
+// such late helpers met 2.8-9.1% of the shared jobs, and backing off after each second one,
+// as the pool did before session 20, ran 44-77% of the jobs alone: two threads trained
+// 1.04-1.16x faster than one, against 1.39-1.47x with those helpers kept (AMD EPYC Zen 5
+// under KVM, docs/benchmarks.md). kStall is longer than those delays and shorter than a
+// scheduler's time slice (a few milliseconds). One stall says little on a shared host, so a backoff
 // starts only at a second within kWindow shared runs: kMin runs alone, twice as many if the
 // first run after them stalls again, up to kMax; a run that does not stall resets the length.
 // (kMin went from 8 to 32 earlier, docs/benchmarks.md; 64 is the only window tried.)
