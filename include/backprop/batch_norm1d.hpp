@@ -2,6 +2,7 @@
 // backprop: BatchNorm1d over (N, C) inputs, with its hand-written backward pass.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -59,45 +60,42 @@ class BatchNorm1d : public Module<T> {
                   "x must be 2-D (N, num_features), got shape ", detail::shape_str(x.shape()));
     detail::check(x.size(1) == num_features_, "BatchNorm1d::forward", "x has ", x.size(1),
                   " columns, expected num_features = ", num_features_);
-    const Index n = x.size(0);
+    const Index n = x.size(0), c = num_features_;
     const bool batch_stats = this->is_training() || !track_running_stats_;
     detail::check(!batch_stats || n > 1, "BatchNorm1d::forward",
                   "expected more than 1 value per channel when training, got input of shape ",
                   detail::shape_str(x.shape()));
     const ConstMatrixMap xm = x.matrix();
-    mean_.resize({num_features_});
-    inv_std_.resize({num_features_});
-    x_hat_.resize(x.shape());
+    mean_.resize({c});
+    inv_std_.resize({c});
     VectorMap mean = mean_.vector();
     VectorMap inv_std = inv_std_.vector();
-    MatrixMap x_hat = x_hat_.matrix();
     if (batch_stats) {
-      mean = xm.colwise().mean().transpose();   // (C)
-      x_hat = xm.rowwise() - mean.transpose();  // x - mean, (N, C)
-      var_.resize({num_features_});
-      var_.vector() = x_hat.colwise().squaredNorm().transpose() / T(n);  // biased, (C)
-      inv_std = (var_.vector().array() + T(eps_)).rsqrt().matrix();
-      x_hat.array().rowwise() *= inv_std.transpose().array();
+      // The mean, then the mean square about it: two passes over x, which stay accurate when
+      // the mean is large against the spread.
+      mean = xm.colwise().mean().transpose();  // (C)
+      var_.resize({c});
+      VectorMap var = var_.vector();
+      var.setZero();
+      square_sums(x.data(), n, c, mean_.data(), var_.data());
+      var /= T(n);  // biased, (C)
+      inv_std = (var.array() + T(eps_)).rsqrt().matrix();
       if (this->is_training() && track_running_stats_) {
         const T m = T(momentum_);
         const T unbias = T(n) / T(n - 1);
         running_mean.vector() = (T(1) - m) * running_mean.vector() + m * mean;
-        running_var.vector() = (T(1) - m) * running_var.vector() + (m * unbias) * var_.vector();
+        running_var.vector() = (T(1) - m) * running_var.vector() + (m * unbias) * var;
         num_batches_tracked[0] += 1;
       }
     } else {
       mean = running_mean.vector();
       inv_std = (running_var.vector().array() + T(eps_)).rsqrt().matrix();
-      x_hat = (xm.rowwise() - mean.transpose()).array().rowwise() * inv_std.transpose().array();
     }
     used_batch_stats_ = batch_stats;
+    x_hat_.resize(x.shape());
     output_.resize(x.shape());
-    if (affine_) {
-      output_.matrix() = (x_hat.array().rowwise() * weight.vector().transpose().array()).rowwise() +
-                         bias.vector().transpose().array();
-    } else {
-      output_.matrix() = x_hat;
-    }
+    normalize(x.data(), n, c, mean_.data(), inv_std_.data(), affine_ ? weight.data() : nullptr,
+              affine_ ? bias.data() : nullptr, x_hat_.data(), output_.data());
     return output_;
   }
 
@@ -118,8 +116,9 @@ class BatchNorm1d : public Module<T> {
     VectorMap sum_dy = sum_dy_.vector();
     VectorMap sum_dy_x_hat = sum_dy_x_hat_.vector();
     VectorMap scale = scale_.vector();
-    sum_dy = dy.colwise().sum().transpose();                            // (C)
-    sum_dy_x_hat = dy.cwiseProduct(x_hat).colwise().sum().transpose();  // (C)
+    sum_dy.setZero();
+    sum_dy_x_hat.setZero();
+    column_sums(dy.data(), x_hat.data(), n, num_features_, sum_dy.data(), sum_dy_x_hat.data());
     if (affine_) {
       accumulate_grad(grad_bias, bias, sum_dy);
       accumulate_grad(grad_weight, weight, sum_dy_x_hat);
@@ -133,10 +132,11 @@ class BatchNorm1d : public Module<T> {
       // The sums become means in place (a broadcast of an expression would allocate).
       sum_dy /= T(n);        // mean_n(dy)
       sum_dy_x_hat /= T(n);  // mean_n(dy * x_hat)
-      // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat)
-      dx = dy.rowwise() - sum_dy.transpose();
-      dx -= (x_hat.array().rowwise() * sum_dy_x_hat.transpose().array()).matrix();
-      dx.array().rowwise() *= scale.transpose().array();
+      // term 1: dy; term 2: -mean_n(dy); term 3: -x_hat * mean_n(dy * x_hat); one pass.
+      dx = ((dy.rowwise() - sum_dy.transpose()).array() -
+            x_hat.array().rowwise() * sum_dy_x_hat.transpose().array())
+               .rowwise() *
+           scale.transpose().array();
     } else {
       dx = dy.array().rowwise() * scale.transpose().array();
     }
@@ -164,6 +164,37 @@ class BatchNorm1d : public Module<T> {
   Tensor<std::int64_t> num_batches_tracked;        // scalar
 
  private:
+  // sums[j] += sum_i (x[i][j] - mean[j])^2 over the n rows of x (n x c, row-major).
+  static void square_sums(const T* x, Index n, Index c, const T* mean, T* sums) {
+    for (Index i = 0; i < n; ++i, x += c)
+      for (Index j = 0; j < c; ++j) sums[j] += (x[j] - mean[j]) * (x[j] - mean[j]);
+  }
+
+  // Both sums of the backward pass in one pass over dy and x_hat (n x c, row-major):
+  // sum_dy[j] += sum_i dy[i][j], sum_dy_x_hat[j] += sum_i dy[i][j] * x_hat[i][j].
+  static void column_sums(const T* dy, const T* x_hat, Index n, Index c, T* sum_dy,
+                          T* sum_dy_x_hat) {
+    for (Index i = 0; i < n; ++i, dy += c, x_hat += c)
+      for (Index j = 0; j < c; ++j) {
+        sum_dy[j] += dy[j];
+        sum_dy_x_hat[j] += dy[j] * x_hat[j];
+      }
+  }
+
+  // x_hat = (x - mean) * inv_std and y = gamma * x_hat + beta (y = x_hat without gamma), row
+  // by row: each row of x_hat is still in the first-level cache when y's row reads it, so
+  // memory sees one pass where whole-matrix expressions made two (and a third for x - mean).
+  static void normalize(const T* x, Index n, Index c, const T* mean, const T* inv_std,
+                        const T* gamma, const T* beta, T* x_hat, T* y) {
+    for (Index i = 0; i < n; ++i, x += c, x_hat += c, y += c) {
+      for (Index j = 0; j < c; ++j) x_hat[j] = (x[j] - mean[j]) * inv_std[j];
+      if (gamma)
+        for (Index j = 0; j < c; ++j) y[j] = x_hat[j] * gamma[j] + beta[j];
+      else
+        std::copy_n(x_hat, c, y);
+    }
+  }
+
   Index num_features_;
   double eps_, momentum_;
   bool affine_, track_running_stats_;
