@@ -79,6 +79,50 @@ TEST_CASE("BatchNorm1d: train normalises with batch statistics, biased variance"
   CHECK(bn.running_mean[0] == Approx(0.9 * 0.25 + 0.1 * 2.5));
 }
 
+TEST_CASE("BatchNorm1d: the variance stays accurate when the mean is large against the spread",
+          "[batch_norm1d]") {
+  // Floats near 1000, 0.01 apart: E[x^2] - E[x]^2 in float would cancel to noise (x^2 ~ 1e6,
+  // whose float spacing is 0.06, against a variance near 1e-4). The two passes (the mean, then
+  // the squares about it) lose only the mean's rounding, about 6e-5 against a spread of 0.01.
+  const Index n = 16;
+  Tensor<float> x({n, 1});
+  for (Index i = 0; i < n; ++i) x[i] = 1000.0f + 0.01f * float(i % 4) - 0.015f;
+  double mean = 0, var = 0;  // of the same floats, in double
+  for (Index i = 0; i < n; ++i) mean += double(x[i]) / double(n);
+  for (Index i = 0; i < n; ++i) var += (double(x[i]) - mean) * (double(x[i]) - mean) / double(n);
+  BatchNorm1d<float> bn(1, /*eps=*/1e-12);
+  const Tensor<float>& y = bn.forward(x);
+  for (Index i = 0; i < n; ++i) {
+    INFO("row " << i);
+    CHECK(double(y[i]) == Approx((double(x[i]) - mean) / std::sqrt(var)).margin(0.02));
+  }
+}
+
+TEST_CASE("BatchNorm1d: its own output as input, and its own gradient, give what copies give",
+          "[batch_norm1d]") {
+  // forward and backward return the module's buffers; feeding them back must read each value
+  // before it is overwritten (the passes go row by row).
+  Generator gen(3);
+  const Tensor<float> x = Tensor<float>::randn({5, 4}, gen, 2.0f, 3.0f);
+  const Tensor<float> dy = Tensor<float>::randn({5, 4}, gen);
+  BatchNorm1d<float> a(4), b(4);
+  for (BatchNorm1d<float>* bn : {&a, &b}) {
+    bn->weight = Tensor<float>::full({4}, 1.5f);
+    bn->bias = Tensor<float>::full({4}, 0.5f);
+  }
+  const Tensor<float>& y_aliased = a.forward(a.forward(x));
+  const Tensor<float> y1 = b.forward(x);  // a copy
+  const Tensor<float> y_copied = b.forward(y1);
+  CHECK(y_aliased.vector() == y_copied.vector());
+  CHECK(a.running_mean.vector() == b.running_mean.vector());
+  CHECK(a.running_var.vector() == b.running_var.vector());
+  const Tensor<float>& g_aliased = a.backward(a.backward(dy));
+  const Tensor<float> g1 = b.backward(dy);
+  const Tensor<float> g_copied = b.backward(g1);
+  CHECK(g_aliased.vector() == g_copied.vector());
+  CHECK(a.grad_weight.vector() == b.grad_weight.vector());
+}
+
 TEST_CASE("BatchNorm1d: eval uses running statistics and leaves them alone", "[batch_norm1d]") {
   BatchNorm1d<double> bn(1);
   bn.running_mean[0] = 2.0;
