@@ -81,27 +81,31 @@ TEST_CASE("BatchNorm1d: train normalises with batch statistics, biased variance"
 
 TEST_CASE("BatchNorm1d: the variance stays accurate when the mean is large against the spread",
           "[batch_norm1d]") {
-  // Floats near 1000, 0.01 apart: E[x^2] - E[x]^2 in float would cancel to noise (x^2 ~ 1e6,
-  // whose float spacing is 0.06, against a variance near 1e-4). The two passes (the mean, then
-  // the squares about it) lose only the mean's rounding, about 6e-5 against a spread of 0.01.
-  const Index n = 16;
-  Tensor<float> x({n, 1});
-  for (Index i = 0; i < n; ++i) x[i] = 1000.0f + 0.01f * float(i % 4) - 0.015f;
+  // Four floats near 1000, a few hundredths apart (sigma about 0.011). E[x^2] - E[x]^2 in float
+  // would cancel to noise: x^2 is near 1e6, where floats are 0.0625 apart, against a variance
+  // near 1.2e-4. The two passes lose only the mean's rounding: three additions of partial sums
+  // below 4096 (floats 2^-12 apart there) round by at most 3 * 2^-13 in all, so the mean is off
+  // by e <= 3 * 2^-13 / 4; x - mean is then exact (Sterbenz), the variance is off by e^2 only,
+  // and y = (x - mean) / sigma by at most e / sigma (about 0.008), plus float rounding.
+  const Tensor<float> x({4, 1}, {999.985f, 999.995f, 1000.006f, 1000.013f});
   double mean = 0, var = 0;  // of the same floats, in double
-  for (Index i = 0; i < n; ++i) mean += double(x[i]) / double(n);
-  for (Index i = 0; i < n; ++i) var += (double(x[i]) - mean) * (double(x[i]) - mean) / double(n);
+  for (Index i = 0; i < 4; ++i) mean += double(x[i]) / 4;
+  for (Index i = 0; i < 4; ++i) var += (double(x[i]) - mean) * (double(x[i]) - mean) / 4;
+  const double bound = 3 * std::ldexp(1.0, -13) / 4 / std::sqrt(var) + 1e-5;
   BatchNorm1d<float> bn(1, /*eps=*/1e-12);
   const Tensor<float>& y = bn.forward(x);
-  for (Index i = 0; i < n; ++i) {
+  for (Index i = 0; i < 4; ++i) {
     INFO("row " << i);
-    CHECK(double(y[i]) == Approx((double(x[i]) - mean) / std::sqrt(var)).margin(0.02));
+    CHECK(double(y[i]) == Approx((double(x[i]) - mean) / std::sqrt(var)).margin(bound));
   }
 }
 
 TEST_CASE("BatchNorm1d: its own output as input, and its own gradient, give what copies give",
           "[batch_norm1d]") {
   // forward and backward return the module's buffers; feeding them back must read each value
-  // before it is overwritten (the passes go row by row).
+  // before it is overwritten (the passes go row by row). Both modules do the same arithmetic in
+  // the same order on the same values, so the results are compared bit for bit. (A bad order
+  // in the forward corrupts x_hat, not y: the backward's checks catch it.)
   Generator gen(3);
   const Tensor<float> x = Tensor<float>::randn({5, 4}, gen, 2.0f, 3.0f);
   const Tensor<float> dy = Tensor<float>::randn({5, 4}, gen);
