@@ -4,7 +4,11 @@
 #include <algorithm>
 #include <backprop/io/data_loader.hpp>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <ios>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -12,6 +16,7 @@ using backprop::Index;
 using backprop::Tensor;
 using backprop::io::Batch;
 using backprop::io::DataLoader;
+using backprop::io::InputSource;
 using backprop::io::TensorDataset;
 
 namespace {
@@ -105,4 +110,48 @@ TEST_CASE("DataLoader: drop_last and mismatched datasets", "[dataloader]") {
                                          Tensor<std::int64_t>, Index>);
   static_assert(std::is_constructible_v<DataLoader<float>, const Tensor<float>&,
                                         const Tensor<std::int64_t>&, Index>);
+}
+
+// Gathering bytes multiplies by stddev's reciprocal when that gives the bits of dividing by
+// it (exact_reciprocal: stddev a power of two whose reciprocal is representable). Every byte
+// must come out as normalize_byte's two divisions give it, bit for bit, on both paths: powers
+// of two in the middle and at the ends of the exponent range, and other values.
+TEMPLATE_TEST_CASE("Batch::gather: bytes normalised as normalize_byte's divisions, bit for bit",
+                   "[dataloader]", float, double) {
+  using T = TestType;
+  using Limits = std::numeric_limits<T>;
+  const T largest_power = std::ldexp(T(1), Limits::max_exponent - 1);  // 1 / it is subnormal
+  const T tiny_power = std::ldexp(T(1), Limits::min_exponent - 10);    // 1 / it overflows
+  // Which stddevs take the multiply: exactly the powers of two with a finite reciprocal.
+  CHECK(backprop::io::exact_reciprocal(T(0.5)) == T(2));
+  CHECK(backprop::io::exact_reciprocal(T(-0.25)) == T(-4));
+  CHECK(backprop::io::exact_reciprocal(largest_power) == T(1) / largest_power);
+  CHECK(backprop::io::exact_reciprocal(T(0.3081)) == T(0));
+  CHECK(backprop::io::exact_reciprocal(T(3)) == T(0));
+  CHECK(backprop::io::exact_reciprocal(tiny_power) == T(0));
+  CHECK(backprop::io::exact_reciprocal(Limits::denorm_min()) == T(0));
+  CHECK(backprop::io::exact_reciprocal(Limits::infinity()) == T(0));
+
+  Tensor<std::uint8_t> bytes({2, 256});  // every byte, up then down
+  for (Index j = 0; j < 256; ++j) {
+    bytes.at({0, j}) = static_cast<std::uint8_t>(j);
+    bytes.at({1, j}) = static_cast<std::uint8_t>(255 - j);
+  }
+  const Tensor<std::int64_t> labels = Tensor<std::int64_t>::zeros({2});
+  const Index rows[] = {1, 0};
+  for (const T mean : {T(0), T(0.5), T(0.1307), T(-3)})
+    for (const T sd :
+         {T(0.5), T(-0.25), T(1), T(2), T(1) / T(1024), largest_power, Limits::min(), T(0.3081),
+          T(3), T(1) / T(255), tiny_power, Limits::denorm_min(), Limits::infinity()}) {
+      Batch<T> batch;
+      batch.gather(InputSource<T>::of(bytes, mean, sd), labels, rows, {2, 256}, {2});
+      for (Index i = 0; i < 2; ++i)
+        for (Index j = 0; j < 256; ++j) {
+          const T got = batch.images.at({i, j});
+          const T want = backprop::io::normalize_byte(bytes.at({rows[i], j}), mean, sd);
+          if (std::memcmp(&got, &want, sizeof(T)) != 0)
+            FAIL("mean " << mean << ", std " << sd << ", byte " << int(bytes.at({rows[i], j}))
+                         << std::hexfloat << ": gathered " << got << ", normalize_byte " << want);
+        }
+    }
 }
