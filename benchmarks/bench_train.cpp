@@ -15,7 +15,8 @@
 //   2. times `warmup` + `epochs` full training epochs (shuffled DataLoader, zero_grad(true),
 //      forward, loss, backward, SGD step: the example's loop without its bookkeeping) and
 //      reports the median epoch with min/max;
-//   3. times inference (eval mode, forward only) over the 60k training images;
+//   3. times inference (eval mode under a NoGradGuard, forward only) over the 60k training
+//      images;
 //   4. splits one instrumented epoch's step time into GEMMs, Linear's other work, BatchNorm,
 //      ReLU, loss, data and optimizer (GEMM time: the layer's three products re-timed
 //      alone at the same shapes);
@@ -332,6 +333,7 @@ EpochTime train_epoch(Model& m, SGD<float>& opt, CrossEntropyLoss<float>& criter
 
 double infer_pass(Model& m, DataLoader<float>& loader, double* checksum, double budget) {
   m.net->eval();
+  NoGradGuard no_grad;  // as PyTorch's baseline, under torch.inference_mode()
   const double w0 = bench::wall();
   double sum = 0;
   Index b = 0;

@@ -4,6 +4,7 @@
 #include <backprop/linear.hpp>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <thread>
 
 using namespace backprop;
 
@@ -86,10 +87,78 @@ TEST_CASE("Linear: misuse throws naming class, argument, expected and got", "[li
   CHECK_THROWS_WITH(Linear<float>(0, 3), "Linear: in_features must be positive, got 0");
   CHECK_THROWS_WITH(Linear<float>(3, -1), "Linear: out_features must be positive, got -1");
   Linear<float> fresh(3, 2);
-  CHECK_THROWS_WITH(fresh.backward(Tensor<float>({4, 2})),
-                    "Linear::backward: called before forward");
+  CHECK_THROWS_WITH(
+      fresh.backward(Tensor<float>({4, 2})),
+      "Linear::backward: called before forward, or after a forward under NoGradGuard");
   layer.forward(Tensor<float>({4, 784}));
   CHECK_THROWS_WITH(
       layer.backward(Tensor<float>({4, 9})),
       "Linear::backward: grad_output has shape [4, 9], expected the output's shape [4, 10]");
+}
+
+TEST_CASE("NoGradGuard: Linear reads x in place for the same bits, then refuses backward",
+          "[linear][no_grad]") {
+  Generator gen(3);
+  Linear<float> layer(97, 65, true, gen);  // k = 97: our GEMM kernel where it is built
+  const Tensor<float> x1 = Tensor<float>::randn({33, 97}, gen);
+  const Tensor<float> x2 = Tensor<float>::randn({33, 97}, gen);
+  const Tensor<float> dy = Tensor<float>::randn({33, 65}, gen);
+  const Tensor<float> want = layer.forward(x2);
+  layer.forward(x1);  // the saved copy now holds x1, which the guarded forward must not read
+  {
+    NoGradGuard no_grad;
+    CHECK(layer.forward(x2).vector() == want.vector());
+    CHECK_THROWS_WITH(layer.backward(dy),
+                      "Linear::backward: called before forward, or after a "
+                      "forward under NoGradGuard");
+  }
+  // After the guard, training works as before: the gradients of a forward of x2.
+  Linear<float> fresh = layer;
+  layer.zero_grad();
+  layer.forward(x2);
+  layer.backward(dy);
+  fresh.zero_grad(/*set_to_none=*/true);
+  {
+    NoGradGuard no_grad;
+    fresh.forward(x1);
+  }
+  fresh.forward(x2);
+  fresh.backward(dy);
+  CHECK(fresh.grad_weight.vector() == layer.grad_weight.vector());
+  CHECK(fresh.grad_bias.vector() == layer.grad_bias.vector());
+}
+
+TEST_CASE("NoGradGuard: a Linear fed its own output copies it anyway", "[linear][no_grad]") {
+  // Both ways of the product writing over its input: Eigen's (k <= 16), which clears C
+  // first, and our kernel's for more rows than kCopyRowsMax, which reads A in place.
+  for (const Index features : {8, 40}) {
+    const Index batch = features == 8 ? 24 : 300;
+    Generator gen(4);
+    Linear<double> layer(features, features, true, gen);
+    Linear<double> twin = layer;
+    const Tensor<double> x = Tensor<double>::randn({batch, features}, gen);
+    const Tensor<double> want = twin.forward(Tensor<double>(twin.forward(x)));
+    NoGradGuard no_grad;
+    // layer.forward's argument is layer's own output buffer, which the product overwrites.
+    const Tensor<double>& got = layer.forward(layer.forward(x));
+    CHECK(got.vector() == want.vector());
+  }
+}
+
+TEST_CASE("NoGradGuard: nests, restores the mode it found, and holds on its thread only",
+          "[no_grad]") {
+  CHECK(is_grad_enabled());
+  {
+    NoGradGuard outer;
+    CHECK_FALSE(is_grad_enabled());
+    {
+      NoGradGuard inner;
+      CHECK_FALSE(is_grad_enabled());
+    }
+    CHECK_FALSE(is_grad_enabled());
+    bool other_thread = false;
+    std::thread([&] { other_thread = is_grad_enabled(); }).join();
+    CHECK(other_thread);
+  }
+  CHECK(is_grad_enabled());
 }

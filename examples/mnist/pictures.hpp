@@ -41,6 +41,7 @@ inline std::vector<std::string> write_pictures(
   for (Index i = 0; i < n * f; ++i)
     first[i] = backprop::io::normalize_byte(bytes[i], test.pixel_mean(), test.pixel_std());
   model.eval();
+  backprop::NoGradGuard no_grad;
   const Tensor<float>& pred_out = model.forward(first);
   std::vector<std::vector<std::uint8_t>> pixels;
   std::vector<int> labels, predictions;

@@ -266,6 +266,7 @@ inline PassResult evaluate(Module<float>& model, backprop::io::DataLoader<float>
                            ProgressBar& bar,
                            std::vector<std::vector<std::int64_t>>* confusion = nullptr) {
   model.eval();
+  backprop::NoGradGuard no_grad;  // with torch.no_grad(): Linear keeps no copy of its input
   backprop::CrossEntropyLoss<float> criterion;
   PassResult r;
   std::int64_t correct = 0, samples = 0;

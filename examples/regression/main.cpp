@@ -88,6 +88,7 @@ TensorDataset<float, float> make_data(Index n, Generator& gen) {
 float evaluate(Sequential<float>& model, MSELoss<float>& criterion,
                const TensorDataset<float, float>& data) {
   model.eval();
+  NoGradGuard no_grad;
   return criterion.forward(model.forward(data.inputs()), data.targets());
 }
 

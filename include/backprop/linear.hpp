@@ -35,20 +35,28 @@ class Linear : public Module<T> {
     }
   }
 
-  // x: (N, in) -> y: (N, out). Saves a copy of x (so the caller may reuse its buffer).
+  // x: (N, in) -> y: (N, out). Saves a copy of x (so the caller may reuse its buffer), but
+  // under a NoGradGuard, where no backward() follows, reads x in place.
   const Tensor<T>& forward(const Tensor<T>& x) override {
     detail::check(x.dim() == 2, "Linear::forward", "x must be 2-D (N, in_features), got shape ",
                   detail::shape_str(x.shape()));
     detail::check(x.size(1) == in_features_, "Linear::forward", "x has ", x.size(1),
                   " columns, expected in_features = ", in_features_);
-    input_.resize(x.shape());
-    input_.vector() = x.vector();
+    // x may be this layer's own output, which the product overwrites: then copy it anyway.
+    const bool save = is_grad_enabled() || x.data() == output_.data();
+    if (save) {
+      input_.resize(x.shape());
+      input_.vector() = x.vector();
+    } else {
+      input_.resize({0});  // backward() refuses (its storage is kept for the next forward)
+    }
+    const T* in_data = save ? input_.data() : x.data();
     output_.resize({x.size(0), out_features_});
     // y = x W^T; W read column-major is W^T. Large products run on set_num_threads()
-    // threads (detail/gemm.hpp). They read the saved copy: x may be this layer's own output.
+    // threads (detail/gemm.hpp).
     const Index batch = x.size(0), in = in_features_, out = out_features_;
-    detail::gemm<T>(batch, out, in, {input_.data(), in, true}, {weight.data(), in, false},
-                    output_.data(), out);
+    detail::gemm<T>(batch, out, in, {in_data, in, true}, {weight.data(), in, false}, output_.data(),
+                    out);
     if (has_bias_) output_.matrix().rowwise() += bias.vector().transpose();
     return output_;
   }
@@ -58,7 +66,8 @@ class Linear : public Module<T> {
   //   dL/db += sum_n dy     (out)
   //   dL/dx  = dy * W       (N, in)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(input_.dim() == 2, "Linear::backward", "called before forward");
+    detail::check(input_.dim() == 2, "Linear::backward",
+                  "called before forward, or after a forward under NoGradGuard");
     detail::check_grad_output_shape(grad_output.shape(), output_.shape(), "Linear::backward");
     const Index batch = input_.size(0), in = in_features_, out = out_features_;
     const T* dy = grad_output.data();
