@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "test_helpers.hpp"
+
 using namespace backprop;
 
 // Tolerance for every gradcheck here: torch.autograd.gradcheck's double defaults,
@@ -179,5 +181,27 @@ TEST_CASE("BatchNorm1d: misuse throws naming the problem", "[batch_norm1d][error
   CHECK_THROWS_WITH(BatchNorm1d<float>(3, 1e-5, 1.5),
                     "BatchNorm1d: momentum must be in [0, 1], got 1.5");
   CHECK_THROWS_WITH(BatchNorm1d<float>(3).backward(Tensor<float>({2, 3})),
-                    "BatchNorm1d::backward: called before forward");
+                    "BatchNorm1d::backward: called before forward, or after a forward under "
+                    "NoGradGuard");
+}
+
+TEST_CASE("NoGradGuard: BatchNorm1d keeps no x_hat, gives the same bits, then refuses backward",
+          "[batch_norm1d][no_grad]") {
+  Generator gen(11);
+  const Tensor<float> x1 = Tensor<float>::randn({33, 37}, gen, 1.0, 2.0);
+  const Tensor<float> x2 = Tensor<float>::randn({33, 37}, gen, -1.0, 3.0);
+  const char* refused =
+      "BatchNorm1d::backward: called before forward, or after a forward under NoGradGuard";
+  for (const bool affine : {true, false})
+    for (const bool training : {true, false}) {
+      INFO("affine " << affine << ", training " << training);
+      BatchNorm1d<float> bn(37, 1e-5, 0.1, affine);
+      bn.forward(x1);  // running statistics away from 0 and 1
+      if (affine) {
+        bn.weight = Tensor<float>::randn({37}, gen);
+        bn.bias = Tensor<float>::randn({37}, gen);
+      }
+      bn.train(training);
+      backprop_test::check_no_grad(bn, x1, x2, refused);
+    }
 }

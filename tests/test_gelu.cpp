@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "test_helpers.hpp"
+
 using namespace backprop;
 
 namespace {
@@ -56,4 +58,19 @@ TEST_CASE("GELU: backward with the wrong shape throws", "[gelu][errors]") {
   CHECK_THROWS_WITH(
       act.backward(Tensor<double>({4, 3})),
       "GELU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+}
+
+TEST_CASE("NoGradGuard: GELU keeps no copy of x, gives the same bits, then refuses backward",
+          "[gelu][no_grad]") {
+  Generator gen(13);
+  const Tensor<float> x1 = Tensor<float>::randn({33, 37}, gen, 0.0, 2.0);
+  const Tensor<float> x2 = Tensor<float>::randn({33, 37}, gen, 0.0, 2.0);
+  for (const char* approximate : {"none", "tanh"}) {
+    INFO("approximate = " << approximate);
+    backprop_test::check_no_grad(
+        GELU<float>(approximate), x1, x2,
+        "GELU::backward: called before forward, or after a forward under NoGradGuard");
+  }
+  CHECK_THROWS_WITH(GELU<float>().backward(Tensor<float>({2, 3})),
+                    "GELU::backward: called before forward, or after a forward under NoGradGuard");
 }

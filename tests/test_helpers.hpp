@@ -3,6 +3,7 @@
 #pragma once
 
 #include <backprop/module.hpp>
+#include <backprop/random.hpp>
 #include <backprop/tensor.hpp>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -52,6 +53,43 @@ void check_close(const backprop::Tensor<T>& actual, const backprop::Tensor<T>& e
                  double rtol, double atol, const std::string& what) {
   check_close(actual, std::vector<T>(expected.begin(), expected.end()), expected.shape(), rtol,
               atol, what);
+}
+
+// NoGradGuard's contract for a module whose forward saves what backward reads (module's
+// input and output have one shape). Under the guard, forward gives the same bits as without it,
+// even when the saved state holds another input (x1) and when fed its own output; backward
+// then throws `refused`. Afterwards, training gives the same gradients as a fresh copy's.
+template <typename M, typename T>
+void check_no_grad(const M& module, const backprop::Tensor<T>& x1, const backprop::Tensor<T>& x2,
+                   const std::string& refused) {
+  using backprop::Tensor;
+  M twin = module, guarded = module;
+  const Tensor<T> want = twin.forward(x2);
+  const Tensor<T> want_twice = twin.forward(Tensor<T>(want));
+  guarded.forward(x1);  // the saved state now holds x1, which the guarded forward must not read
+  backprop::Generator gen(7);
+  const Tensor<T> dy = Tensor<T>::randn(x2.shape(), gen);
+  {
+    backprop::NoGradGuard no_grad;
+    const Tensor<T>& got = guarded.forward(x2);
+    CHECK(got.shape() == want.shape());
+    CHECK(got.vector() == want.vector());
+    CHECK_THROWS_WITH(guarded.backward(dy), refused);
+    const Tensor<T>& twice = guarded.forward(got);  // its own output as its input
+    CHECK(twice.vector() == want_twice.vector());
+  }
+  // Training after the guard: the same input and gradient give the same bits.
+  M fresh = module;
+  fresh.zero_grad();
+  guarded.zero_grad();
+  fresh.forward(x2);
+  const Tensor<T> dx_fresh = fresh.backward(dy);
+  guarded.forward(x2);
+  const Tensor<T> dx = guarded.backward(dy);
+  CHECK(dx.vector() == dx_fresh.vector());
+  const auto p = guarded.parameters(), q = fresh.parameters();
+  REQUIRE(p.size() == q.size());
+  for (std::size_t i = 0; i < p.size(); ++i) CHECK(p[i].grad->vector() == q[i].grad->vector());
 }
 
 }  // namespace backprop_test

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "test_helpers.hpp"
+
 using namespace backprop;
 
 // Tolerance for every gradcheck here: torch.autograd.gradcheck's double defaults,
@@ -109,9 +111,28 @@ TEST_CASE("LayerNorm: misuse throws naming the problem", "[layer_norm][errors]")
   CHECK_THROWS_WITH(LayerNorm<float>(0), "LayerNorm: normalized_shape must be positive, got [0]");
   CHECK_THROWS_WITH(LayerNorm<float>(3, 0.0), "LayerNorm: eps must be positive, got 0");
   CHECK_THROWS_WITH(LayerNorm<float>(3).backward(Tensor<float>({2, 3})),
-                    "LayerNorm::backward: called before forward");
+                    "LayerNorm::backward: called before forward, or after a forward under "
+                    "NoGradGuard");
   ln.forward(Tensor<float>({2, 300}));
   CHECK_THROWS_WITH(ln.backward(Tensor<float>({3, 300})),
                     "LayerNorm::backward: grad_output has shape [3, 300], expected the output's "
                     "shape [2, 300]");
+}
+
+TEST_CASE("NoGradGuard: LayerNorm keeps no x_hat, gives the same bits, then refuses backward",
+          "[layer_norm][no_grad]") {
+  Generator gen(12);
+  const Tensor<float> x1 = Tensor<float>::randn({9, 5, 37}, gen, 1.0, 2.0);
+  const Tensor<float> x2 = Tensor<float>::randn({9, 5, 37}, gen, -1.0, 3.0);
+  for (const bool affine : {true, false}) {
+    INFO("affine " << affine);
+    LayerNorm<float> ln(Shape{5, 37}, 1e-5, affine);
+    if (affine) {
+      ln.weight = Tensor<float>::randn({5, 37}, gen);
+      ln.bias = Tensor<float>::randn({5, 37}, gen);
+    }
+    backprop_test::check_no_grad(
+        ln, x1, x2,
+        "LayerNorm::backward: called before forward, or after a forward under NoGradGuard");
+  }
 }

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "test_helpers.hpp"
+
 using namespace backprop;
 
 namespace {
@@ -47,4 +49,17 @@ TEST_CASE("LeakyReLU: backward with the wrong shape throws", "[leaky_relu][error
   CHECK_THROWS_WITH(
       act.backward(Tensor<double>({4, 3})),
       "LeakyReLU::backward: grad_output has shape [4, 3], expected the output's shape [3, 4]");
+}
+
+TEST_CASE("NoGradGuard: LeakyReLU keeps no copy of x, gives the same bits, then refuses backward",
+          "[leaky_relu][no_grad]") {
+  Generator gen(14);
+  const Tensor<float> x1 = Tensor<float>::randn({33, 37}, gen);
+  const Tensor<float> x2 = Tensor<float>::randn({33, 37}, gen);
+  backprop_test::check_no_grad(
+      LeakyReLU<float>(0.2), x1, x2,
+      "LeakyReLU::backward: called before forward, or after a forward under NoGradGuard");
+  CHECK_THROWS_WITH(
+      LeakyReLU<float>().backward(Tensor<float>({2, 3})),
+      "LeakyReLU::backward: called before forward, or after a forward under NoGradGuard");
 }

@@ -54,7 +54,8 @@ class BatchNorm1d : public Module<T> {
   }
 
   // x: (N, C) -> y: (N, C).   x_hat = (x - mean) * inv_std;   y = gamma * x_hat + beta
-  // (gamma = weight, beta = bias). Saves x_hat (N, C) and inv_std (C).
+  // (gamma = weight, beta = bias). Saves x_hat (N, C) and inv_std (C), but not x_hat under a
+  // NoGradGuard, where no backward() follows.
   const Tensor<T>& forward(const Tensor<T>& x) override {
     detail::check(x.dim() == 2, "BatchNorm1d::forward",
                   "x must be 2-D (N, num_features), got shape ", detail::shape_str(x.shape()));
@@ -91,10 +92,14 @@ class BatchNorm1d : public Module<T> {
       inv_std = (running_var.vector().array() + T(eps_)).rsqrt().matrix();
     }
     used_batch_stats_ = batch_stats;
-    x_hat_.resize(x.shape());
+    const bool save = is_grad_enabled();
+    if (save)
+      x_hat_.resize(x.shape());
+    else
+      x_hat_.resize({0});  // backward() refuses (its storage is kept for the next forward)
     output_.resize(x.shape());
     normalize(x.data(), n, c, mean_.data(), inv_std_.data(), affine_ ? weight.data() : nullptr,
-              affine_ ? bias.data() : nullptr, x_hat_.data(), output_.data());
+              affine_ ? bias.data() : nullptr, save ? x_hat_.data() : nullptr, output_.data());
     return output_;
   }
 
@@ -104,7 +109,8 @@ class BatchNorm1d : public Module<T> {
   //   batch statistics:   dx = gamma * inv_std * (dy - mean_n(dy) - x_hat * mean_n(dy * x_hat))
   //   running statistics: dx = gamma * inv_std * dy   (mean and inv_std are constants then)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(x_hat_.dim() == 2, "BatchNorm1d::backward", "called before forward");
+    detail::check(x_hat_.dim() == 2, "BatchNorm1d::backward",
+                  "called before forward, or after a forward under NoGradGuard");
     detail::check_grad_output_shape(grad_output.shape(), x_hat_.shape(), "BatchNorm1d::backward");
     const ConstMatrixMap dy = grad_output.matrix();
     const ConstMatrixMap x_hat = std::as_const(x_hat_).matrix();
@@ -191,15 +197,24 @@ class BatchNorm1d : public Module<T> {
   // x_hat = (x - mean) * inv_std and y = gamma * x_hat + beta (y = x_hat without gamma), row
   // by row: each row of x_hat is still in the first-level cache when y's row reads it, so
   // memory sees one pass over x, x_hat and y. Each row of x is read before y's row is written.
+  // Without x_hat (nullptr, under a NoGradGuard) y is written in one pass, to the same bits.
   static void normalize(const T* x, Index n, Index c, const T* __restrict mean,
                         const T* __restrict inv_std, const T* __restrict gamma,
                         const T* __restrict beta, T* __restrict x_hat, T* y) {
-    for (Index i = 0; i < n; ++i, x += c, x_hat += c, y += c) {
+    for (Index i = 0; i < n; ++i, x += c, y += c) {
+      if (!x_hat) {
+        if (gamma)
+          for (Index j = 0; j < c; ++j) y[j] = (x[j] - mean[j]) * inv_std[j] * gamma[j] + beta[j];
+        else
+          for (Index j = 0; j < c; ++j) y[j] = (x[j] - mean[j]) * inv_std[j];
+        continue;
+      }
       for (Index j = 0; j < c; ++j) x_hat[j] = (x[j] - mean[j]) * inv_std[j];
       if (gamma)
         for (Index j = 0; j < c; ++j) y[j] = x_hat[j] * gamma[j] + beta[j];
       else
         std::copy_n(x_hat, c, y);
+      x_hat += c;
     }
   }
 

@@ -26,12 +26,15 @@ class GELU : public Module<T> {
     tanh_ = approximate_ == "tanh";
   }
 
-  // x -> y, same shape. Saves x.
+  // x -> y, same shape. Saves x, but not under a NoGradGuard, where no backward() follows.
   //   none: y = 0.5 x (1 + erf(x / sqrt 2))
   //   tanh: u = sqrt(2/pi) (x + kappa x^3), kappa = 0.044715;  y = 0.5 x (1 + tanh u)
   const Tensor<T>& forward(const Tensor<T>& x) override {
-    input_.resize(x.shape());
-    input_.vector() = x.vector();
+    saved_ = is_grad_enabled();
+    if (saved_) {
+      input_.resize(x.shape());
+      input_.vector() = x.vector();
+    }
     output_.resize(x.shape());
     for (Index i = 0, n = x.numel(); i < n; ++i) {
       const T v = x[i];
@@ -45,6 +48,8 @@ class GELU : public Module<T> {
   //                 phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
   //   tanh: dL/dx = dy * (0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 kappa x^2))
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    detail::check(saved_, "GELU::backward",
+                  "called before forward, or after a forward under NoGradGuard");
     detail::check_grad_output_shape(grad_output.shape(), input_.shape(), "GELU::backward");
     grad_input_.resize(input_.shape());
     for (Index i = 0, n = input_.numel(); i < n; ++i) {
@@ -75,6 +80,7 @@ class GELU : public Module<T> {
 
   std::string approximate_;
   bool tanh_ = false;
+  bool saved_ = false;             // whether the last forward saved x
   Tensor<T> input_;                // saved x
   Tensor<T> output_, grad_input_;  // reused buffers
 };

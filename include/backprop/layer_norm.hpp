@@ -47,7 +47,8 @@ class LayerNorm : public Module<T> {
   // x: (..., normalized_shape) seen as (M, K) -> y, same shape. Per row m:
   //   mean = mean_k x;  var = mean_k (x - mean)^2;  inv_std = (var + eps)^-1/2
   //   x_hat = (x - mean) * inv_std;  y = gamma * x_hat + beta   (gamma = weight, beta = bias)
-  // Saves x_hat (M, K) and inv_std (M).
+  // Saves x_hat (M, K) and inv_std (M). Under a NoGradGuard, where no backward() follows,
+  // x_hat is built in y's storage instead.
   const Tensor<T>& forward(const Tensor<T>& x) override {
     const Index d = static_cast<Index>(normalized_shape_.size());
     bool ok = x.dim() >= d;
@@ -58,22 +59,24 @@ class LayerNorm : public Module<T> {
         ", expected trailing dimensions normalized_shape = ", detail::shape_str(normalized_shape_));
     const Index k = weight_numel(), m = x.numel() / k;
     const ConstMatrixMap xm = x.view(m, k);
-    x_hat_.resize(x.shape());
+    // Unsaved, x_hat is y's storage, which may be x itself (forward(forward(x))): Eigen sums
+    // each row before the subtraction writes it, and every later step is element by element.
+    saved_ = is_grad_enabled();
+    if (saved_) x_hat_.resize(x.shape());
+    output_.resize(x.shape());
     inv_std_.resize({m});
-    MatrixMap x_hat = x_hat_.view(m, k);
+    MatrixMap x_hat = saved_ ? x_hat_.view(m, k) : output_.view(m, k);
     VectorMap inv_std = inv_std_.vector();
     x_hat = xm.colwise() - xm.rowwise().mean();  // x - mean (M, K)
     inv_std = ((x_hat.rowwise().squaredNorm() / T(k)).array() + T(eps_)).rsqrt().matrix();
     x_hat.array().colwise() *= inv_std.array();  // x_hat (M, K)
-    output_.resize(x.shape());
     MatrixMap y = output_.view(m, k);
     if (affine_) {
       y = (x_hat.array().rowwise() * weight.vector().transpose().array()).rowwise() +
           bias.vector().transpose().array();
-    } else {
+    } else if (saved_) {  // unsaved, x_hat is y already
       y = x_hat;
     }
-    ran_ = true;
     return output_;
   }
 
@@ -83,7 +86,8 @@ class LayerNorm : public Module<T> {
   //   g = gamma * dy                                                             (M, K)
   //   dx = inv_std * (g - mean_k(g) - x_hat * mean_k(g * x_hat))                 (M, K)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
-    detail::check(ran_, "LayerNorm::backward", "called before forward");
+    detail::check(saved_, "LayerNorm::backward",
+                  "called before forward, or after a forward under NoGradGuard");
     detail::check_grad_output_shape(grad_output.shape(), x_hat_.shape(), "LayerNorm::backward");
     const Index k = weight_numel(), m = x_hat_.numel() / k;
     const ConstMatrixMap dy = grad_output.view(m, k);
@@ -131,7 +135,7 @@ class LayerNorm : public Module<T> {
   Shape normalized_shape_;
   double eps_;
   bool affine_;
-  bool ran_ = false;
+  bool saved_ = false;               // whether the last forward saved x_hat
   Tensor<T> x_hat_, inv_std_;        // saved: x's shape (M, K), (M)
   Tensor<T> output_, grad_input_;    // reused buffers
   Tensor<T> mean_g_, mean_g_x_hat_;  // reused buffers (M)

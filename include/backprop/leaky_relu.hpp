@@ -17,14 +17,15 @@ class LeakyReLU : public Module<T> {
  public:
   explicit LeakyReLU(double negative_slope = 0.01) : negative_slope_(negative_slope) {}
 
-  // x -> y, same shape. Saves x.
+  // x -> y, same shape. Saves x, but not under a NoGradGuard, where no backward() follows.
   const Tensor<T>& forward(const Tensor<T>& x) override {
-    input_.resize(x.shape());
+    saved_ = is_grad_enabled();
+    if (saved_) input_.resize(x.shape());
     output_.resize(x.shape());
     const T slope = T(negative_slope_);
     for (Index i = 0, n = x.numel(); i < n; ++i) {
       const T v = x[i];
-      input_[i] = v;
+      if (saved_) input_[i] = v;
       output_[i] = v > T(0) ? v : v * slope;
     }
     return output_;
@@ -32,6 +33,8 @@ class LeakyReLU : public Module<T> {
 
   // dL/dx = dy * (x > 0 ? 1 : negative_slope)
   const Tensor<T>& backward(const Tensor<T>& grad_output) override {
+    detail::check(saved_, "LeakyReLU::backward",
+                  "called before forward, or after a forward under NoGradGuard");
     detail::check_grad_output_shape(grad_output.shape(), input_.shape(), "LeakyReLU::backward");
     grad_input_.resize(input_.shape());
     const T slope = T(negative_slope_);
@@ -46,6 +49,7 @@ class LeakyReLU : public Module<T> {
 
  private:
   double negative_slope_;
+  bool saved_ = false;             // whether the last forward saved x
   Tensor<T> input_;                // saved x
   Tensor<T> output_, grad_input_;  // reused buffers
 };

@@ -67,10 +67,11 @@ inline bool is_grad_enabled() { return detail::grad_mode(); }
 
 /// While it lives, forward passes on this thread skip the copies that only backward() reads,
 /// as torch.no_grad() (libtorch's torch::NoGradGuard): Linear reads its input in place
-/// instead of saving a copy of it. That saves the copy's memory, and made the reference
-/// models' inference 1.01-1.05x faster, medians of five rounds (AMD EPYC Zen 5,
-/// docs/benchmarks.md). A backward() through a Linear whose last forward ran under the
-/// guard is an error, as in PyTorch. Guards nest; each restores the mode it found.
+/// instead of saving a copy of it, BatchNorm1d and LayerNorm keep no x_hat, GELU and LeakyReLU
+/// no copy of x. The outputs keep the same bits. That saves the copies' memory; Linear's made
+/// the reference models' inference 1.01-1.05x faster, medians of five rounds (AMD EPYC Zen 5,
+/// docs/benchmarks.md). A backward() through a module whose last forward ran under the guard
+/// is an error, as in PyTorch. Guards nest; each restores the mode it found.
 /// Example: { NoGradGuard no_grad; const Tensor<float>& logits = model.forward(x); }
 class NoGradGuard {
  public:
