@@ -53,8 +53,8 @@ extern "C" void* __wrap_malloc(std::size_t n) {
 }
 
 // Trains for 3 epochs on `threads` threads, clearing the gradients to zero or to none
-// (zero_grad(true): each backward then resizes them back); returns false when a steady-state
-// step allocated.
+// (zero_grad(true): each backward then resizes them back), each epoch followed by a test
+// pass; returns false when a steady-state step or test pass allocated.
 bool no_allocation_in_steady_state(int threads, bool set_to_none) {
   using namespace backprop;
   set_num_threads(threads);  // the helpers start here, not in a counted step
@@ -91,6 +91,19 @@ bool no_allocation_in_steady_state(int threads, bool set_to_none) {
                     static_cast<long>(epoch), static_cast<long>(b), during,
                     static_cast<double>(loss));
     }
+    // A test pass, as the example's after each epoch: eval() under a NoGradGuard, where the
+    // modules set their saved copies aside. Neither it nor the next epoch's training allocates.
+    model.eval();
+    const long before = allocations.load(), mallocs_before = mallocs.load();
+    {
+      NoGradGuard no_grad;
+      for (Index b = 0; b < loader.num_batches(); ++b) model.forward(loader.batch(b).images);
+    }
+    const long during = allocations.load() - before;
+    if (epoch > 0) counted += during, counted_mallocs += mallocs.load() - mallocs_before;
+    if (epoch > 0 && during != 0)
+      std::printf("epoch %ld test pass: %ld operator new calls\n", static_cast<long>(epoch),
+                  during);
   }
   const char* mode = set_to_none ? "zero_grad(true)" : "zero_grad()";
   std::printf("%d thread(s), %s: %ld operator new calls in %ld steady-state training steps\n",
