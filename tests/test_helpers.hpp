@@ -55,8 +55,8 @@ void check_close(const backprop::Tensor<T>& actual, const backprop::Tensor<T>& e
               atol, what);
 }
 
-// NoGradGuard's contract for a module whose forward saves what backward reads (module's
-// input and output have one shape). Under the guard, forward gives the same bits as without it,
+// NoGradGuard's contract for a module whose forward saves what backward reads (its input
+// and output have the same shape). Under the guard, forward gives the same bits as without it,
 // even when the saved state holds another input (x1) and when fed its own output; backward
 // then throws `refused`. Afterwards, training gives the same gradients as a fresh copy's.
 template <typename M, typename T>
