@@ -201,20 +201,20 @@ class BatchNorm1d : public Module<T> {
   static void normalize(const T* x, Index n, Index c, const T* __restrict mean,
                         const T* __restrict inv_std, const T* __restrict gamma,
                         const T* __restrict beta, T* __restrict x_hat, T* y) {
-    for (Index i = 0; i < n; ++i, x += c, y += c) {
-      if (!x_hat) {
-        if (gamma)
-          for (Index j = 0; j < c; ++j) y[j] = (x[j] - mean[j]) * inv_std[j] * gamma[j] + beta[j];
-        else
-          for (Index j = 0; j < c; ++j) y[j] = (x[j] - mean[j]) * inv_std[j];
-        continue;
-      }
+    if (!x_hat) {
+      for (Index i = 0; i < n; ++i, x += c, y += c)
+        for (Index j = 0; j < c; ++j) {
+          const T h = (x[j] - mean[j]) * inv_std[j];
+          y[j] = gamma ? h * gamma[j] + beta[j] : h;
+        }
+      return;
+    }
+    for (Index i = 0; i < n; ++i, x += c, x_hat += c, y += c) {
       for (Index j = 0; j < c; ++j) x_hat[j] = (x[j] - mean[j]) * inv_std[j];
       if (gamma)
         for (Index j = 0; j < c; ++j) y[j] = x_hat[j] * gamma[j] + beta[j];
       else
         std::copy_n(x_hat, c, y);
-      x_hat += c;
     }
   }
 
