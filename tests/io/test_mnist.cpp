@@ -310,6 +310,12 @@ TEST_CASE("DataLoader: drop_last, batch larger than the dataset, empty dataset",
   CHECK(big.num_batches() == 1);
   CHECK(big.batch(0).size() == 10);
   CHECK(DataLoader<float>(data.images, data.labels, 64, false, 0, true).num_batches() == 0);
+  // Its batch is sized for the samples, not for batch_size rows: 2^40 rows of them would
+  // throw std::bad_alloc (as the example's --batch-size 10000000 once did).
+  DataLoader<float> huge(data.images, data.labels, Index(1) << 40, true, 1);
+  CHECK(huge.num_batches() == 1);
+  CHECK(huge.batch(0).size() == 10);
+  CHECK(served(huge).size() == 10);
 
   const Numbered none(0);
   DataLoader<float> empty(none.images, none.labels, 4, true);

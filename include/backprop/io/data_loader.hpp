@@ -315,12 +315,14 @@ class DataLoader {
     // Both batch shapes are built once: resize() with a prebuilt Shape allocates nothing.
     const Index last =
         drop_last || num_batches_ == 0 ? batch_size : n - (num_batches_ - 1) * batch_size;
+    // A batch_size beyond the samples makes one batch of them all (as PyTorch's loader); the
+    // batch buffer is then sized for them, not for batch_size rows.
     full_shape_ = images;
-    full_shape_[0] = batch_size;
+    full_shape_[0] = std::min(batch_size, n);
     last_shape_ = images;
     last_shape_[0] = last;
     full_labels_shape_ = labels.shape();
-    full_labels_shape_[0] = batch_size;
+    full_labels_shape_[0] = std::min(batch_size, n);
     last_labels_shape_ = labels.shape();
     last_labels_shape_[0] = last;
     batch_.images.resize(full_shape_);
