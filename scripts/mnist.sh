@@ -9,15 +9,19 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-user_data_dir=0
+# A --data-dir you name (either form: --data-dir DIR, --data-dir=DIR) is read as it is, and
+# --help needs no data: neither fetches MNIST.
+user_data_dir=0 help=0
 for arg in "$@"; do
-  [ "$arg" = --data-dir ] && user_data_dir=1
+  case $arg in
+    --data-dir | --data-dir=*) user_data_dir=1 ;;
+    -h | --help) help=1 ;;
+  esac
 done
 
 ensure_packages
 data_args=()
-if [ $user_data_dir = 0 ]; then
-  # Only the default directory is filled; a --data-dir you name is read as it is.
+if [ $user_data_dir = 0 ] && [ $help = 0 ]; then
   "$repo_root/scripts/fetch-mnist.sh" >&2
   data_args=(--data-dir "$repo_root/data/mnist")
 fi
