@@ -45,6 +45,7 @@ int train(Options o, World& world) {
   if (nothing_to_train(o, s, world)) return 0;
   Module<float>& model = world.parallel(*s.model);  // MPI: averages gradients in backward()
   std::unique_ptr<TrainLoader> train_loader = world.train_loader(s.train, o);
+  check_last_batch(o, *train_loader, s.train);
   io::DataLoader<float> test_loader(s.test, o.test_batch_size);
   ProgressBar bar(world.root());
   Position& at = s.h.at;

@@ -38,6 +38,7 @@ struct Options {
   bool shuffle = true;
   bool distributed = false;     // data-parallel over MPI (distributed.hpp)
   std::int64_t max_steps = -1;  // stop after this many training steps (-1: no limit)
+  std::int64_t classes = 10;    // the last layer's outputs; labels in [0, classes)
   std::string data_dir = "data/mnist", out, load, save, resume;
   std::vector<std::string> command;  // argv as given, for the "to continue" hint
 };
@@ -79,6 +80,8 @@ options (override the preset):
   --max-steps N         stop after N training steps (for quick checks); the checkpoint
                         records where, and --resume continues from that very step
   --data-dir DIR        the IDX files (default data/mnist; read only, never modified)
+  --classes N           labels run from 0 to N-1: the model's outputs (default 10;
+                        EMNIST letters, labelled 1 to 26: 27)
   --out DIR             where metrics.csv, losses.csv and the pictures go
                         (default runs/<preset>; with --resume, the checkpoint's directory)
   --load PATH           load weights (a state_dict) before training, as reference 2
@@ -204,6 +207,8 @@ inline bool parse_options(int argc, char** argv, Options& o) {
       o.max_steps = detail::parse_int(flag, v, 0);
     else if (flag == "--data-dir")
       o.data_dir = v;
+    else if (flag == "--classes")
+      o.classes = detail::parse_int(flag, v, 1);
     else if (flag == "--out")
       o.out = v, out_given = true;
     else if (flag == "--load")
@@ -217,6 +222,7 @@ inline bool parse_options(int argc, char** argv, Options& o) {
     if (v.empty()) throw UsageError(flag + " expects a value, got ''");
   }
   if (o.threads > 1024) throw UsageError("--threads expects at most 1024");
+  if (o.classes > 256) throw UsageError("--classes expects at most 256 (labels are bytes)");
   if (o.optimizer != "sgd" && o.optimizer != "adam" && o.optimizer != "adamw")
     throw UsageError("--optimizer expects sgd, adam or adamw, got '" + o.optimizer + "'");
   if (o.optimizer != "sgd") {

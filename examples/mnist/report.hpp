@@ -198,7 +198,7 @@ inline int finish(const Options& o, Session& s, World& world,
   if (o.preset == "deep-mlp") std::printf("time:%.5f\n", s.h.train_seconds);  // as reference 2
   std::fflush(stdout);
   write_csvs(o, s.h);
-  const std::size_t classes = static_cast<std::size_t>(s.train.num_classes());
+  const std::size_t classes = static_cast<std::size_t>(o.classes);
   std::vector<std::vector<std::int64_t>> confusion(classes, std::vector<std::int64_t>(classes, 0));
   evaluate(*s.model, test_loader, bar, &confusion);
   std::vector<std::string> files = {o.out + "/metrics.csv", o.out + "/losses.csv"};

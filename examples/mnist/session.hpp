@@ -35,6 +35,7 @@ struct TrainLoader {
   virtual void set_epoch(std::uint64_t epoch) = 0;
   virtual Index num_batches() const = 0;
   virtual const backprop::io::Batch<float>& batch(Index b) = 0;
+  virtual Index num_samples() const = 0;  // per epoch (this rank's, under MPI)
 };
 
 template <typename Loader>
@@ -44,6 +45,7 @@ struct TrainLoaderOf : TrainLoader {
   void set_epoch(std::uint64_t epoch) override { loader.set_epoch(epoch); }
   Index num_batches() const override { return loader.num_batches(); }
   const backprop::io::Batch<float>& batch(Index b) override { return loader.batch(b); }
+  Index num_samples() const override { return loader.num_samples(); }
   Loader loader;
 };
 
@@ -163,13 +165,27 @@ inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Ind
   return model;
 }
 
+/// BatchNorm1d cannot train on a batch of one sample (nor can PyTorch's): a training set that
+/// leaves one last is refused before training, not at the end of the first epoch.
+inline void check_last_batch(const Options& o, const TrainLoader& loader,
+                             const backprop::io::MnistDataset<float>& train) {
+  if (o.preset != "bn-mlp" || loader.num_batches() == 0) return;
+  const Index n = loader.num_samples(), last = n - (loader.num_batches() - 1) * o.batch_size;
+  if (last == 1)
+    throw std::runtime_error(train.images_path() + ": " + std::to_string(n) +
+                             " samples per epoch leave a last batch of 1 at --batch-size " +
+                             std::to_string(o.batch_size) +
+                             ", and BatchNorm1d needs 2 or more to train: choose another "
+                             "--batch-size");
+}
+
 /// The data, the model with its optimizer, schedule and loss, and for --load / --resume the
 /// restored state; for a resumed run also o.seed (the checkpoint's, so the shuffles continue
 /// as they would have) and the position inside the epoch. Rank 0 makes the output directory.
 struct Session {
   Session(Options& o, World& world)
-      : train(o.data_dir, /*train=*/true),
-        test(o.data_dir, /*train=*/false),
+      : train(load(o, /*train=*/true)),
+        test(load(o, /*train=*/false)),
         model(checked_model(o, train, test)),
         optimizer_(make_optimizer(o, *model)),
         optimizer(*optimizer_),
@@ -221,17 +237,32 @@ struct Session {
   History h;  // h.at: where the run is
 
  private:
+  // One split of --data-dir, with at least one sample and its labels in [0, --classes). The
+  // dataset is told 256 classes (any byte) so that the check here can name the flag.
+  static backprop::io::MnistDataset<float> load(const Options& o, bool train) {
+    backprop::io::MnistDataset<float> d(o.data_dir, train, 0.5f, 0.5f, 256);
+    if (d.size() == 0) throw std::runtime_error(d.images_path() + ": holds no images");
+    const std::int64_t* labels = d.labels().data();
+    for (Index i = 0; i < d.size(); ++i)
+      if (labels[i] >= o.classes)
+        throw std::runtime_error(d.labels_path() + ": label " + std::to_string(labels[i]) +
+                                 " at index " + std::to_string(i) + " is outside [0, " +
+                                 std::to_string(o.classes) +
+                                 "): --classes N sets the number of classes");
+    return d;
+  }
+
   // The test set must fit the model built for the training set; the model starts from
   // manual_seed(o.seed), as the reference programs' torch.manual_seed.
   static std::unique_ptr<Module<float>> checked_model(
       const Options& o, const backprop::io::MnistDataset<float>& train,
       const backprop::io::MnistDataset<float>& test) {
-    if (test.num_features() != train.num_features() || test.num_classes() != train.num_classes())
+    if (test.num_features() != train.num_features())
       throw std::runtime_error(test.images_path() + ": images are " + std::to_string(test.rows()) +
                                "x" + std::to_string(test.cols()) + ", the training images " +
                                std::to_string(train.rows()) + "x" + std::to_string(train.cols()));
     backprop::manual_seed(o.seed);
-    return make_model(o, train.num_features(), train.num_classes());
+    return make_model(o, train.num_features(), o.classes);
   }
 
   // A checkpoint taken inside an epoch continues with the same batches: same batch size and

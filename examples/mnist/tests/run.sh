@@ -5,7 +5,8 @@
 #          one_epoch_accuracy | parity_first_100_losses | pictures_any_values |
 #          one_epoch_curves | resume_mid_epoch_is_exact | resume_nothing_left |
 #          flag_forms | interrupt_and_resume | progress_bar_80_columns | pytorch_loader |
-#          parity_f64_first_100_losses | optimizer_adam | resume_exact_adam_dropout
+#          parity_f64_first_100_losses | optimizer_adam | resume_exact_adam_dropout |
+#          classes_and_large_batches
 # Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
 # SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
@@ -83,7 +84,29 @@ case $case_name in
   bad_input_label_out_of_range)
     synthetic d 100
     printf '\x0a' | dd of=d/train-labels-idx1-ubyte bs=1 seek=$((8 + 42)) conv=notrunc status=none
-    expect_error 1 "d/train-labels-idx1-ubyte: .*label.*42.*10" --data-dir d
+    expect_error 1 "d/train-labels-idx1-ubyte: label 10 at index 42 is outside \[0, 10\): --classes N sets" \
+      --data-dir d
+    expect_error 1 "d/train-labels-idx1-ubyte: label 5 at index 5 is outside \[0, 5\)" \
+      --data-dir d --classes 5
+    ;;
+  bad_input_last_batch_of_one)
+    # 65 samples at batch 64 leave a batch of one, on which BatchNorm1d cannot train: said
+    # before training. deep-mlp, without BatchNorm1d, trains on them.
+    synthetic d 65
+    expect_error 1 "d/train-images-idx3-ubyte: 65 samples per epoch leave a last batch of 1 at --batch-size 64, and BatchNorm1d needs 2 or more to train: choose another --batch-size" \
+      --data-dir d
+    "$MNIST" --data-dir d --preset deep-mlp --epochs 1 --out deep >/dev/null 2>stderr.txt ||
+      fail "deep-mlp on 65 samples: $(cat stderr.txt)"
+    "$MNIST" --data-dir d --batch-size 30 --epochs 1 --out bn >/dev/null 2>stderr.txt ||
+      fail "bn-mlp on 65 samples at batch 30: $(cat stderr.txt)"
+    ;;
+  bad_input_empty_dataset)
+    # A header that says 0 images is well-formed, but there is nothing to train or test on.
+    synthetic d 0
+    expect_error 1 "d/train-images-idx3-ubyte: holds no images" --data-dir d
+    synthetic e 100
+    cp d/t10k-* e/
+    expect_error 1 "e/t10k-images-idx3-ubyte: holds no images" --data-dir e
     ;;
   bad_input_corrupt_checkpoint)
     synthetic d 100
@@ -116,6 +139,8 @@ case $case_name in
     expect_error 2 "--epochs expects an integer >= 0, got '-3'" --epochs -3
     expect_error 2 "--lr expects a number >= 0, got 'abc'" --lr abc
     expect_error 2 "--batch-size expects an integer >= 2, got '1'" --batch-size 1
+    expect_error 2 "--classes expects an integer >= 1, got '0'" --classes 0
+    expect_error 2 "--classes expects at most 256 \(labels are bytes\)" --classes 257
     ;;
   bad_input_optimizer_flags)
     expect_error 2 "--optimizer expects sgd, adam or adamw, got 'rmsprop'" --optimizer rmsprop
@@ -309,6 +334,22 @@ case $case_name in
       diff <(cut -d, -f1-7 t1/metrics.csv) <(cut -d, -f1-7 t$t/metrics.csv) ||
         fail "metrics differ between 1 and $t threads"
     done
+    ;;
+  classes_and_large_batches)
+    # EMNIST letters' labels run from 1 to 26: --classes 27 gives the model 27 outputs. Batch
+    # sizes beyond the dataset give one batch of it all (not a std::bad_alloc).
+    synthetic d 100
+    for f in d/train-labels-idx1-ubyte d/t10k-labels-idx1-ubyte; do
+      printf '\x1a' | dd of=$f bs=1 seek=$((8 + 7)) conv=notrunc status=none
+    done
+    "$MNIST" --data-dir d --classes 27 --epochs 1 --batch-size 10000000 \
+      --test-batch-size 100000000 --out c >stdout.txt 2>stderr.txt ||
+      fail "--classes 27 with large batches: $(cat stderr.txt)"
+    grep -q '^epoch: 0, Train Loss: [0-9.]*, Train Acc: [0-9.]*, Test Loss: [0-9.]*, Test Acc: [0-9.]*$' \
+      stdout.txt || fail "no epoch line: $(cat stdout.txt)"
+    head -c 4096 c/checkpoint.safetensors | grep -q '"layer3.0.weight":{[^}]*"shape":\[27,100\]' ||
+      fail "the last layer is not 27 x 100: $(head -c 600 c/checkpoint.safetensors)"
+    tail -n 1 c/confusion.svg | grep -q '</svg>' || fail "confusion.svg is incomplete"
     ;;
   outputs)
     synthetic d 500
