@@ -4,13 +4,17 @@
 // options with --load / --resume applied (Session), the test pass, and Ctrl-C.
 #pragma once
 
+#include <unistd.h>  // access
+
 #include <backprop/backprop.hpp>
 #include <backprop/io/checkpoint.hpp>
 #include <backprop/io/mnist.hpp>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
@@ -165,6 +169,17 @@ inline std::unique_ptr<Module<float>> make_model(const Options& o, Index in, Ind
   return model;
 }
 
+/// A directory the run writes into (`flag` says why) exists and may be written: checked before
+/// training, so that a bad --out or --save costs no epoch (the write itself would fail cleanly,
+/// but only after the epoch it saves).
+inline void check_writable_directory(const std::string& dir, const std::string& flag) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw std::runtime_error(dir + ": no such directory (" + flag + ")");
+  if (access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error(dir + ": cannot write there (" + flag + "): " + std::strerror(errno));
+}
+
 /// BatchNorm1d cannot train on a batch of one sample (nor can PyTorch's): a training set that
 /// leaves one last is refused before training, not at the end of the first epoch.
 inline void check_last_batch(const Options& o, const TrainLoader& loader,
@@ -212,6 +227,11 @@ struct Session {
       std::filesystem::create_directories(o.out, ec);
       if (ec)
         throw std::runtime_error(o.out + ": cannot create the output directory: " + ec.message());
+      check_writable_directory(o.out, "--out");
+      if (!o.save.empty()) {
+        const std::string dir = std::filesystem::path(o.save).parent_path().string();
+        check_writable_directory(dir.empty() ? "." : dir, "--save " + o.save);
+      }
     }
   }
   Session(const Session&) = delete;  // optimizer and schedule point into it
