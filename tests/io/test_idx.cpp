@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // read_idx: raw and gzip IDX files it writes itself, valid and each kind of broken one.
+#include <sys/stat.h>  // mkfifo
 #include <zlib.h>
 
 #include <backprop/io/idx.hpp>
@@ -115,7 +116,14 @@ TEST_CASE("read_idx: missing and unreadable files", "[idx]") {
   CHECK_THROWS_WITH(read_idx(missing), missing + ": cannot open: No such file or directory");
   const std::string dir = tmp_path("a-directory");
   std::filesystem::create_directories(dir);
-  CHECK_THROWS_WITH(read_idx(dir), Contains(dir + ": ") && Contains("Is a directory"));
+  CHECK_THROWS_WITH(read_idx(dir), dir + ": cannot open: Is a directory");
+  // A FIFO is refused before it is opened: fopen would wait for a writer, here forever.
+  const std::string fifo = tmp_path("a-fifo");
+  std::filesystem::remove(fifo);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH(read_idx(fifo),
+                    fifo + ": cannot open: a FIFO (named pipe), not a regular file");
+  CHECK_THROWS_WITH(read_idx("/dev/null"), "/dev/null: cannot open: not a regular file");
 }
 
 TEST_CASE("read_idx: truncated files name the path and both sizes", "[idx]") {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // MnistDataset on small IDX files written here (raw, gzip, name variants) and DataLoader.
+#include <sys/stat.h>  // mkfifo
 #include <zlib.h>
 
 #include <algorithm>
@@ -198,6 +199,19 @@ TEST_CASE("MnistDataset: errors name the files and the problem", "[mnist]") {
                       Contains(dir + "/train-labels-idx1-ubyte: cannot open: No such file or "
                                      "directory (nor .gz, nor the train-labels.idx1-ubyte "
                                      "spelling)"));
+  }
+  SECTION("a root that is not a directory, a FIFO in place of a file") {
+    CHECK_THROWS_WITH(MnistDataset<float>(dir + "/nothing", true),
+                      dir + "/nothing: no such directory");
+    write(dir, "a-file", {1, 2, 3});
+    CHECK_THROWS_WITH(MnistDataset<float>(dir + "/a-file", true), dir + "/a-file: not a directory");
+    // Found, then refused unopened: opening a FIFO would wait for a writer, here forever.
+    write(dir, "train-labels-idx1-ubyte", idx({3}, {0, 1, 2}));
+    REQUIRE(::mkfifo((dir + "/train-images-idx3-ubyte").c_str(), 0600) == 0);
+    CHECK_THROWS_WITH(MnistDataset<float>(dir, true),
+                      dir +
+                          "/train-images-idx3-ubyte: cannot open: a FIFO (named pipe), not a "
+                          "regular file");
   }
   SECTION("image and label counts differ") {
     const std::string images =

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -41,9 +42,7 @@ template <typename... Args>
 // reader can check a header against the file size before it allocates anything.
 class IdxByteSource {
  public:
-  explicit IdxByteSource(const std::string& path)
-      : path_(path), file_(std::fopen(path.c_str(), "rb")) {
-    if (!file_) idx_fail(path, concat("cannot open: ", std::strerror(errno)));
+  explicit IdxByteSource(const std::string& path) : path_(path), file_(open_regular(path)) {
     std::uint8_t sniff[2] = {0, 0};
     const std::size_t n = std::fread(sniff, 1, 2, file_.get());
     if (n < 2 && std::ferror(file_.get())) read_error();
@@ -60,6 +59,20 @@ class IdxByteSource {
       if (size < 0 || std::fseek(file_.get(), 0, SEEK_SET) != 0) read_error();
       left_ = static_cast<std::uint64_t>(size);
     }
+  }
+  // Regular files only, refused before opening: fopen of a FIFO waits for a writer, forever if
+  // none comes, and neither it nor a device has a size to check a header against.
+  static std::FILE* open_regular(const std::string& path) {
+    std::error_code ec;
+    const std::filesystem::file_status st = std::filesystem::status(path, ec);
+    if (!ec && !std::filesystem::is_regular_file(st))
+      idx_fail(path, std::filesystem::is_directory(st) ? "cannot open: Is a directory"
+                     : std::filesystem::is_fifo(st)
+                         ? "cannot open: a FIFO (named pipe), not a regular file"
+                         : "cannot open: not a regular file");
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) idx_fail(path, concat("cannot open: ", std::strerror(errno)));
+    return f;
   }
   ~IdxByteSource() {
     if (zs_) inflateEnd(zs_.get());

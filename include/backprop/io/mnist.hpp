@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
+#include <filesystem>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -81,15 +81,18 @@ class MnistDataset {
   /// One file of a split: kind "images" with tag "idx3", or "labels" with "idx1".
   static std::string find_file(const std::string& root, bool train, const std::string& kind,
                                const std::string& tag) {
+    std::error_code ec;
+    if (!root.empty() && !std::filesystem::is_directory(root, ec))
+      detail::idx_fail(root,
+                       std::filesystem::exists(root, ec) ? "not a directory" : "no such directory");
     const std::string dir = root.empty() || root.back() == '/' ? root : root + "/";
     const std::string stem = std::string(train ? "train" : "t10k") + "-" + kind;
+    // The first name that exists, whatever it is: read_idx then says why it cannot be read
+    // (not opened here: opening a FIFO would wait for a writer).
     for (const char* ext : {"", ".gz"}) {
       for (const char* sep : {"-", "."}) {
         const std::string path = dir + stem + sep + tag + "-ubyte" + ext;
-        if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-          std::fclose(f);
-          return path;
-        }
+        if (std::filesystem::exists(path, ec)) return path;
       }
     }
     detail::idx_fail(dir + stem + "-" + tag + "-ubyte",
