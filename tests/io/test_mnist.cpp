@@ -202,7 +202,7 @@ TEST_CASE("MnistDataset: errors name the files and the problem", "[mnist]") {
   }
   SECTION("a root that is not a directory, a FIFO in place of a file") {
     CHECK_THROWS_WITH(MnistDataset<float>(dir + "/nothing", true),
-                      dir + "/nothing: no such directory");
+                      dir + "/nothing: no such directory; scripts/fetch-mnist.sh downloads MNIST");
     write(dir, "a-file", {1, 2, 3});
     CHECK_THROWS_WITH(MnistDataset<float>(dir + "/a-file", true), dir + "/a-file: not a directory");
     // Found, then refused unopened: opening a FIFO would wait for a writer, here forever.

@@ -83,8 +83,9 @@ class MnistDataset {
                                const std::string& tag) {
     std::error_code ec;
     if (!root.empty() && !std::filesystem::is_directory(root, ec))
-      detail::idx_fail(root,
-                       std::filesystem::exists(root, ec) ? "not a directory" : "no such directory");
+      detail::idx_fail(root, std::filesystem::exists(root, ec)
+                                 ? "not a directory"
+                                 : "no such directory; scripts/fetch-mnist.sh downloads MNIST");
     const std::string dir = root.empty() || root.back() == '/' ? root : root + "/";
     const std::string stem = std::string(train ? "train" : "t10k") + "-" + kind;
     // The first name that exists, whatever it is: read_idx then says why it cannot be read
