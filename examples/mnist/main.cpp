@@ -24,7 +24,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mnist: %s\n", e.what());
     return 2;
   }
-  catch_stop_signals();  // Ctrl-C: stop after the current step, save, say how to resume
   try {
     if (options.distributed) return run_distributed(options, train);
     World alone;
@@ -42,6 +41,9 @@ int main(int argc, char** argv) {
 int train(Options o, World& world) {
   set_num_threads(world.threads(o));
   Session s(o, world);
+  // Ctrl-C from here on stops after the current step, saves, and says how to resume. While the
+  // data were loading it ended the program at once: there was nothing to save yet.
+  catch_stop_signals();
   if (nothing_to_train(o, s, world)) return 0;
   Module<float>& model = world.parallel(*s.model);  // MPI: averages gradients in backward()
   std::unique_ptr<TrainLoader> train_loader = world.train_loader(s.train, o);
