@@ -257,11 +257,15 @@ struct Session {
   History h;  // h.at: where the run is
 
  private:
-  // One split of --data-dir, with at least one sample and its labels in [0, --classes). The
-  // dataset is told 256 classes (any byte) so that the check here can name the flag.
+  // One split of --data-dir: at least one sample of at least one pixel, and labels in
+  // [0, --classes). The dataset is told 256 classes (any byte), so that the check here can
+  // name the flag.
   static backprop::io::MnistDataset<float> load(const Options& o, bool train) {
     backprop::io::MnistDataset<float> d(o.data_dir, train, 0.5f, 0.5f, 256);
     if (d.size() == 0) throw std::runtime_error(d.images_path() + ": holds no images");
+    if (d.num_features() == 0)
+      throw std::runtime_error(d.images_path() + ": images of " + std::to_string(d.rows()) + "x" +
+                               std::to_string(d.cols()) + " pixels hold no values");
     const std::int64_t* labels = d.labels().data();
     for (Index i = 0; i < d.size(); ++i)
       if (labels[i] >= o.classes)

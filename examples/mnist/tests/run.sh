@@ -107,6 +107,10 @@ case $case_name in
     synthetic e 100
     cp d/t10k-* e/
     expect_error 1 "e/t10k-images-idx3-ubyte: holds no images" --data-dir e
+    # Images of 0 x 28 pixels: nothing to learn from either.
+    synthetic f 2
+    printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x1c' >f/train-images-idx3-ubyte
+    expect_error 1 "f/train-images-idx3-ubyte: images of 0x28 pixels hold no values" --data-dir f
     ;;
   bad_input_corrupt_checkpoint)
     synthetic d 100
