@@ -184,6 +184,38 @@ TEST_CASE("MnistDataset: Fashion-MNIST-style .gz files, larger images", "[mnist]
   CHECK(test.labels()[0] == 9);
 }
 
+TEST_CASE("MnistDataset: EMNIST's prefixed names, one dataset per directory", "[mnist]") {
+  const std::string dir = tmp_dir("emnist");
+  write(dir, "emnist-letters-train-images-idx3-ubyte.gz", idx({5, 2, 3}, pixel_bytes(5)));
+  write(dir, "emnist-letters-train-labels-idx1-ubyte", idx({5}, label_bytes(5)));
+  write(dir, "emnist-letters-test-images-idx3-ubyte", idx({3, 2, 3}, pixel_bytes(3)));
+  write(dir, "emnist-letters-test-images-idx3-ubyte.gz", idx({4, 2, 3}, pixel_bytes(4)));
+  write(dir, "emnist-letters-test-labels-idx1-ubyte", idx({3}, label_bytes(3)));
+  write(dir, "emnist-letters-mapping.txt", {'1'});
+  // Names that only look alike are not taken for the training split's.
+  write(dir, "mytrain-images-idx3-ubyte", {1});
+  write(dir, "x-train-images-idx3-ubyte.zip", {1});
+  const MnistDataset<float> train(dir, true);
+  CHECK(train.images_path() == dir + "/emnist-letters-train-images-idx3-ubyte.gz");
+  CHECK(train.labels_path() == dir + "/emnist-letters-train-labels-idx1-ubyte");
+  CHECK(train.size() == 5);
+  const MnistDataset<float> test(dir, false);  // "test" for t10k; raw wins over .gz
+  CHECK(test.images_path() == dir + "/emnist-letters-test-images-idx3-ubyte");
+  CHECK(test.size() == 3);
+  // MNIST's own names win over prefixed ones.
+  write(dir, "t10k-images-idx3-ubyte", idx({2, 2, 3}, pixel_bytes(2)));
+  CHECK(MnistDataset<float>::find_file(dir, false, "images", "idx3") ==
+        dir + "/t10k-images-idx3-ubyte");
+  // A second dataset: which one was meant cannot be told.
+  write(dir, "emnist-digits-train-images-idx3-ubyte", idx({5, 2, 3}, pixel_bytes(5)));
+  CHECK_THROWS_WITH(MnistDataset<float>(dir, true),
+                    dir +
+                        ": holds several datasets' training images "
+                        "(emnist-digits-train-images-idx3-ubyte, "
+                        "emnist-letters-train-images-idx3-ubyte.gz): keep one dataset per "
+                        "directory");
+}
+
 TEST_CASE("MnistDataset: errors name the files and the problem", "[mnist]") {
   const std::string dir = tmp_dir("errors");
   SECTION("missing files") {
@@ -198,7 +230,7 @@ TEST_CASE("MnistDataset: errors name the files and the problem", "[mnist]") {
     CHECK_THROWS_WITH(MnistDataset<float>(dir, true),
                       Contains(dir + "/train-labels-idx1-ubyte: cannot open: No such file or "
                                      "directory (nor .gz, nor the train-labels.idx1-ubyte "
-                                     "spelling)"));
+                                     "spelling, nor a prefixed name as EMNIST's)"));
   }
   SECTION("a root that is not a directory, a FIFO in place of a file") {
     CHECK_THROWS_WITH(MnistDataset<float>(dir + "/nothing", true),

@@ -340,11 +340,16 @@ case $case_name in
     done
     ;;
   classes_and_large_batches)
-    # EMNIST letters' labels run from 1 to 26: --classes 27 gives the model 27 outputs. Batch
-    # sizes beyond the dataset give one batch of it all (not a std::bad_alloc).
+    # EMNIST letters' labels run from 1 to 26: --classes 27 gives the model 27 outputs; its
+    # files are named emnist-letters-{train,test}-.... Batch sizes beyond the dataset give one
+    # batch of it all (not a std::bad_alloc).
     synthetic d 100
     for f in d/train-labels-idx1-ubyte d/t10k-labels-idx1-ubyte; do
       printf '\x1a' | dd of=$f bs=1 seek=$((8 + 7)) conv=notrunc status=none
+    done
+    for f in d/*-ubyte; do
+      b=${f#d/}
+      mv "$f" "d/emnist-letters-${b/t10k/test}"
     done
     "$MNIST" --data-dir d --classes 27 --epochs 1 --batch-size 10000000 \
       --test-batch-size 100000000 --out c >stdout.txt 2>stderr.txt ||

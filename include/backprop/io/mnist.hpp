@@ -35,6 +35,8 @@ class MnistDataset {
   /// Loads the training (train-*) or test (t10k-*) split from a directory holding
   /// {train,t10k}-images-idx3-ubyte and {train,t10k}-labels-idx1-ubyte, each raw or with a
   /// .gz suffix, or spelt with a dot (train-images.idx3-ubyte). Raw files win over .gz.
+  /// Failing those, a name with a prefix, "test" standing for t10k, as EMNIST's
+  /// emnist-letters-{train,test}-{images-idx3,labels-idx1}-ubyte.gz (one dataset per directory).
   MnistDataset(const std::string& root, bool train, T mean = T(0.5), T std = T(0.5),
                Index num_classes = 10)
       : MnistDataset(find_files(root, train), mean, std, num_classes) {}
@@ -96,12 +98,50 @@ class MnistDataset {
         if (std::filesystem::exists(path, ec)) return path;
       }
     }
+    // Else a name with a prefix, and "test" for t10k, as EMNIST's
+    // emnist-letters-test-images-idx3-ubyte.gz. Two such datasets in one directory would
+    // make the choice a guess, so that is refused.
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (prefixed_name(name, train, kind, tag)) found.push_back(name);
+    }
+    std::sort(found.begin(), found.end());
+    // Raw wins over .gz, as above: "x" sorts just before "x.gz".
+    for (std::size_t i = 0; i + 1 < found.size(); ++i)
+      if (found[i + 1] == found[i] + ".gz") found.erase(found.begin() + std::ptrdiff_t(i) + 1);
+    if (found.size() == 1) return dir + found[0];
+    if (found.size() > 1)
+      detail::idx_fail(
+          root.empty() ? "." : root,
+          detail::concat("holds several datasets' ", train ? "training " : "test ", kind, " (",
+                         found[0], ", ", found[1], (found.size() > 2 ? ", ..." : ""),
+                         "): keep one dataset per directory"));
     detail::idx_fail(dir + stem + "-" + tag + "-ubyte",
                      "cannot open: No such file or directory (nor .gz, nor the " + stem + "." +
-                         tag + "-ubyte spelling); scripts/fetch-mnist.sh downloads MNIST");
+                         tag + "-ubyte spelling, nor a prefixed name as EMNIST's); " +
+                         "scripts/fetch-mnist.sh downloads MNIST");
   }
 
  private:
+  // name is [prefix]{train|t10k|test}-<kind>{-|.}<tag>-ubyte[.gz], the prefix empty or
+  // ending in '-', '_' or '.'.
+  static bool prefixed_name(std::string name, bool train, const std::string& kind,
+                            const std::string& tag) {
+    const auto cut_suffix = [&name](const std::string& suffix) {
+      if (name.size() < suffix.size() ||
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+        return false;
+      name.resize(name.size() - suffix.size());
+      return true;
+    };
+    cut_suffix(".gz");
+    if (!cut_suffix(tag + "-ubyte") || !(cut_suffix("-") || cut_suffix("."))) return false;
+    if (!cut_suffix("-" + kind)) return false;
+    if (!(train ? cut_suffix("train") : (cut_suffix("t10k") || cut_suffix("test")))) return false;
+    return name.empty() || name.back() == '-' || name.back() == '_' || name.back() == '.';
+  }
+
   MnistDataset(std::pair<std::string, std::string> paths, T mean, T std, Index num_classes)
       : images_path_(std::move(paths.first)),
         labels_path_(std::move(paths.second)),
