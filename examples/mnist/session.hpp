@@ -180,6 +180,25 @@ inline void check_writable_directory(const std::string& dir, const std::string& 
     throw std::runtime_error(dir + ": cannot write there (" + flag + "): " + std::strerror(errno));
 }
 
+/// A run saving over a checkpoint it did not start from (a fresh run into the same --out, say)
+/// first moves that one aside to <name>.previous<ext>: one generation is kept, not lost.
+inline void keep_earlier_checkpoint(const Options& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(o.save, ec)) return;
+  if (!o.resume.empty() && fs::equivalent(o.save, o.resume, ec)) return;  // continuing it
+  if (!fs::is_regular_file(o.save, ec))
+    throw std::runtime_error(o.save + ": exists and is not a regular file (--save)");
+  fs::path previous = o.save;
+  previous.replace_filename(previous.stem().string() + ".previous" + previous.extension().string());
+  fs::rename(o.save, previous, ec);
+  if (ec)
+    throw std::runtime_error(o.save + ": cannot move the earlier checkpoint aside to " +
+                             previous.string() + ": " + ec.message());
+  std::fprintf(stderr, "%s held an earlier checkpoint: kept as %s\n", o.save.c_str(),
+               previous.c_str());
+}
+
 /// BatchNorm1d cannot train on a batch of one sample (nor can PyTorch's): a training set that
 /// leaves one last is refused before training, not at the end of the first epoch.
 inline void check_last_batch(const Options& o, const TrainLoader& loader,
@@ -231,6 +250,7 @@ struct Session {
       if (!o.save.empty()) {
         const std::string dir = std::filesystem::path(o.save).parent_path().string();
         check_writable_directory(dir.empty() ? "." : dir, "--save " + o.save);
+        keep_earlier_checkpoint(o);
       }
     }
   }

@@ -6,7 +6,7 @@
 #          one_epoch_curves | resume_mid_epoch_is_exact | resume_nothing_left |
 #          flag_forms | interrupt_and_resume | progress_bar_80_columns | pytorch_loader |
 #          parity_f64_first_100_losses | optimizer_adam | resume_exact_adam_dropout |
-#          classes_and_large_batches
+#          classes_and_large_batches | earlier_checkpoint_kept
 # Environment: MNIST (the program), TESTKIT, MNIST_DIR (real data), WORK (scratch space),
 # SOURCE_DIR (the checkout, for fixtures).
 set -euo pipefail
@@ -359,6 +359,26 @@ case $case_name in
     head -c 4096 c/checkpoint.safetensors | grep -q '"layer3.0.weight":{[^}]*"shape":\[27,100\]' ||
       fail "the last layer is not 27 x 100: $(head -c 600 c/checkpoint.safetensors)"
     tail -n 1 c/confusion.svg | grep -q '</svg>' || fail "confusion.svg is incomplete"
+    ;;
+  earlier_checkpoint_kept)
+    # A second run into the same --out moves the first one's checkpoint aside, to
+    # checkpoint.previous.safetensors; a run continued with --resume replaces its own.
+    synthetic d 100
+    "$MNIST" --data-dir d --epochs 1 --out o >/dev/null 2>first.err || fail "$(cat first.err)"
+    cp o/checkpoint.safetensors first.safetensors
+    "$MNIST" --data-dir d --epochs 1 --seed 7 --out o >/dev/null 2>second.err ||
+      fail "$(cat second.err)"
+    grep -qx 'o/checkpoint.safetensors held an earlier checkpoint: kept as o/checkpoint.previous.safetensors' \
+      second.err || fail "no line saying where the earlier checkpoint went: $(cat second.err)"
+    cmp first.safetensors o/checkpoint.previous.safetensors || fail "the earlier checkpoint changed"
+    ! cmp -s first.safetensors o/checkpoint.safetensors || fail "the second run saved nothing"
+    "$MNIST" --data-dir d --epochs 2 --resume o/checkpoint.safetensors >/dev/null 2>third.err ||
+      fail "$(cat third.err)"
+    ! grep -q 'earlier checkpoint' third.err || fail "--resume moved its own checkpoint aside"
+    cmp first.safetensors o/checkpoint.previous.safetensors || fail "--resume replaced the kept one"
+    mkdir o/dir.safetensors
+    expect_error 1 '^mnist: error: o/dir.safetensors: exists and is not a regular file \(--save\)$' \
+      --data-dir d --epochs 1 --out o --save o/dir.safetensors
     ;;
   outputs)
     synthetic d 500
