@@ -180,6 +180,25 @@ inline void check_writable_directory(const std::string& dir, const std::string& 
     throw std::runtime_error(dir + ": cannot write there (" + flag + "): " + std::strerror(errno));
 }
 
+/// The name of the model's first tensor (a weight, a BatchNorm statistic) holding a NaN or an
+/// infinity; "" when all are finite.
+inline std::string first_non_finite(Module<float>& model) {
+  for (const backprop::StateEntry<float>& e : model.state_dict())
+    if (const auto* t = std::get_if<Tensor<float>*>(&e.tensor))
+      if (!(*t)->vector().allFinite()) return e.name;
+  return "";
+}
+
+inline bool all_finite(Module<float>& model) { return first_non_finite(model).empty(); }
+
+/// Weights read from `file` must be finite: training from a NaN gives a NaN loss, whose error
+/// would blame --lr.
+inline void check_loaded_finite(Module<float>& model, const std::string& file) {
+  const std::string name = first_non_finite(model);
+  if (!name.empty())
+    throw std::runtime_error(file + ": tensor '" + name + "' holds NaN or infinite values");
+}
+
 /// A run saving over a checkpoint it did not start from (a fresh run into the same --out, say)
 /// first moves that one aside to <name>.previous<ext>: one generation is kept, not lost.
 inline void keep_earlier_checkpoint(const Options& o) {
@@ -229,6 +248,7 @@ struct Session {
       const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.load);
       check_preset(file, "--load", o);
       backprop::io::load_state_dict(file, *model);
+      check_loaded_finite(*model, o.load);
     }
     if (!o.resume.empty()) {
       const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.resume);
@@ -236,6 +256,7 @@ struct Session {
       check_run_flags(file, o);
       const backprop::io::CheckpointState s =
           backprop::io::load_checkpoint(o.resume, *model, optimizer, backprop::default_generator());
+      check_loaded_finite(*model, o.resume);
       h = History::from_metadata(s.metadata, s.epoch, o.resume);
       o.seed = h.seed;
       resumed_mid_epoch(o, world, s.metadata);
@@ -366,13 +387,6 @@ inline PassResult evaluate(Module<float>& model, backprop::io::DataLoader<float>
   r.acc /= static_cast<double>(loader.num_batches());
   r.acc_per_sample = static_cast<double>(correct) / static_cast<double>(samples);
   return r;
-}
-
-inline bool all_finite(Module<float>& model) {
-  for (const backprop::StateEntry<float>& e : model.state_dict())
-    if (const auto* t = std::get_if<Tensor<float>*>(&e.tensor))
-      if (!(*t)->vector().allFinite()) return false;
-  return true;
 }
 
 }  // namespace mnist

@@ -117,6 +117,19 @@ case $case_name in
     head -c 3000 /dev/urandom >garbage.safetensors
     expect_error 1 "garbage.safetensors: " --data-dir d --load garbage.safetensors
     expect_error 1 "garbage.safetensors: " --data-dir d --resume garbage.safetensors
+    # A checkpoint cut short, and one whose first weight is a NaN (ff ff ff ff at the start of
+    # the data, which follow the 8-byte header length and the header).
+    "$MNIST" --data-dir d --epochs 1 --out good >/dev/null 2>&1
+    head -c 100000 good/checkpoint.safetensors >short.safetensors
+    expect_error 1 "^mnist: error: short.safetensors: tensor '[^']*': data_offsets \[[0-9]+, [0-9]+\] exceed the [0-9]+-byte data buffer: the file is truncated, or its header is wrong$" \
+      --data-dir d --load short.safetensors
+    cp good/checkpoint.safetensors nan.safetensors
+    n=$(od -An -tu8 -N8 nan.safetensors | tr -d ' ')
+    printf '\xff\xff\xff\xff' | dd of=nan.safetensors bs=1 seek=$((8 + n)) conv=notrunc status=none
+    for flag in --load --resume; do
+      expect_error 1 "^mnist: error: nan.safetensors: tensor 'layer1.0.weight' holds NaN or infinite values$" \
+        --data-dir d --epochs 2 --out o $flag nan.safetensors
+    done
     ;;
   bad_input_mismatched_checkpoint)
     # A checkpoint of the other preset is named as such, with the flag that fits it.

@@ -301,7 +301,8 @@ inline void parse_offsets(const std::string& path, const std::string& t,
       "data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
   if (e.end < e.begin) safetensors_fail(path, t, where, " end before they begin");
   if (e.end > buffer_size)
-    safetensors_fail(path, t, where, " exceed the ", buffer_size, "-byte data buffer");
+    safetensors_fail(path, t, where, " exceed the ", buffer_size,
+                     "-byte data buffer: the file is truncated, or its header is wrong");
   if (e.end - e.begin != nbytes)
     safetensors_fail(path, t, "shape ", shape_str(e.shape), " of ", io::dtype_name(e.dtype),
                      " needs ", nbytes, " bytes, ", where, " hold ", e.end - e.begin);
