@@ -791,9 +791,20 @@ TEST_CASE("checkpoint: a bad checkpoint changes nothing", "[safetensors][checkpo
   mnist::Net<float> wide(12, 10, 7, 5);
   SGD<float> opt3(wide.parameters(), 0.5, 0.5);
   save_checkpoint(path, net, opt, 1, gen);
+  // The model's mismatch is named, not that of the optimizer's buffers shaped after it.
   CHECK_THAT(error_of([&] { load_checkpoint(path, wide, opt3, gen2); }, path),
-             Contains("tensor 'optimizer.momentum_buffer.layer1.0.weight' has shape [9, 12] in "
-                      "the file, the optimizer expects [10, 12]"));
+             Contains("tensor 'layer1.0.weight' has shape [9, 12] in the file, the model "
+                      "expects [10, 12]"));
+  // A buffer of the right size in another shape: the optimizer's own check names it.
+  std::vector<TensorRef> refs;
+  for (const SafetensorsTensor& t : good.tensors) {
+    const bool flat = t.name == "optimizer.momentum_buffer.layer1.0.weight";
+    refs.push_back({t.name, t.dtype, flat ? Shape{9 * 12} : t.shape, t.data.data()});
+  }
+  write_safetensors(path, refs, good.metadata);
+  CHECK_THAT(error_of([&] { load_checkpoint(path, other, opt2, gen2); }, path),
+             Contains("tensor 'optimizer.momentum_buffer.layer1.0.weight' has shape [108] in "
+                      "the file, the optimizer expects [9, 12]"));
   CHECK_THAT(error_of(
                  [&] {
                    save_checkpoint(path, net, opt, 1, gen, {{"epoch", "9"}});

@@ -336,18 +336,21 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Opti
   if (kind != file.metadata.end() && kind->second != optimizer.name())
     detail::safetensors_fail(path, "the checkpoint is of optimizer ", detail::quote(kind->second),
                              ", not ", optimizer.name());
+  // The model first: its mismatch (another architecture, other image sizes) is the one to
+  // name, not that of the optimizer's buffers shaped after it.
+  std::unordered_set<std::string> optimizer_names;
+  for (const SafetensorsTensor& t : file.tensors)
+    if (t.name.rfind("optimizer.", 0) == 0) optimizer_names.insert(t.name);
+  LoadResult ignored;
+  const std::vector<detail::StateCopy> copies =
+      detail::plan_state_load(file, module, LoadOptions{true, false}, ignored, optimizer_names);
   // The optimizer's state, built aside (this allocates) and swapped in at the end.
   detail::LoadState<T> load(file, optimizer.parameters());
   optimizer.visit_state(load);
-  const std::unordered_set<std::string>& claimed = load.claimed;
-  for (const SafetensorsTensor& t : file.tensors)
-    if (t.name.rfind("optimizer.", 0) == 0 && !claimed.count(t.name))
-      detail::safetensors_fail(path, "unexpected tensor ", detail::quote(t.name),
+  for (const std::string& name : optimizer_names)
+    if (!load.claimed.count(name))
+      detail::safetensors_fail(path, "unexpected tensor ", detail::quote(name),
                                " in the file: the optimizer has no such parameter");
-
-  LoadResult ignored;
-  const std::vector<detail::StateCopy> copies =
-      detail::plan_state_load(file, module, LoadOptions{true, false}, ignored, claimed);
   // Nothing below can fail.
   detail::commit_state_load(copies);
   load.commit();
