@@ -57,7 +57,8 @@ inline std::string count_text(double v) {
 }
 
 /// On a terminal: "epoch 3 [#######......] 412/938 loss 0.2345 5.2k/s 0:12 left", fitted to
-/// the terminal's width (read at every redraw, so resizing works) and redrawn in place at most
+/// the terminal's width (read at every redraw, so resizing works; on a narrow one the bar, then
+/// the rate, the time left and the loss are left out) and redrawn in place at most
 /// ten times a second. Not on a terminal: a plain line every 10 s, so logs of long epochs
 /// show progress and short runs stay quiet.
 class ProgressBar {
@@ -92,28 +93,32 @@ class ProgressBar {
     const double left = done_here > 0 ? elapsed * static_cast<double>(total_ - done_batches) /
                                             static_cast<double>(done_here)
                                       : 0.0;
-    std::string tail = " " + std::to_string(done_batches) + "/" + std::to_string(total_);
+    std::string count = " " + std::to_string(done_batches) + "/" + std::to_string(total_), mean;
     if (loss_n_ > 0) {
       char l[32];
       std::snprintf(l, sizeof l, " loss %.4g", loss_sum_ / static_cast<double>(loss_n_));
-      tail += l;
+      mean = l;
     }
-    tail += " " + count_text(rate) + "/s " + clock_text(left) + " left";
+    std::string speed = " " + count_text(rate) + "/s", eta = " " + clock_text(left) + " left";
+    const auto tail = [&] { return count + mean + speed + eta; };
     if (!tty_) {
-      std::fprintf(stderr, "%s:%s\n", label_.c_str(), tail.c_str());
+      std::fprintf(stderr, "%s:%s\n", label_.c_str(), tail().c_str());
       return;
     }
     // One column spare: a line exactly as wide as the terminal wraps on some terminals.
     const int columns = terminal_columns() - 1;
+    // Too narrow: the least useful pieces go first, each whole.
+    for (std::string* piece : {&speed, &eta, &mean})
+      if (static_cast<int>(label_.size() + tail().size()) > columns) piece->clear();
     std::string line = label_;
-    const int bar = columns - static_cast<int>(line.size() + tail.size()) - 3;
+    const int bar = columns - static_cast<int>(line.size() + tail().size()) - 3;
     if (bar >= 5) {
       const int filled = total_ > 0 ? static_cast<int>(bar * done_batches / total_) : bar;
       line += " [" + std::string(static_cast<std::size_t>(filled), '#') +
               std::string(static_cast<std::size_t>(bar - filled), '.') + "]";
     }
-    line += tail;
-    if (static_cast<int>(line.size()) > columns)
+    line += tail();
+    if (static_cast<int>(line.size()) > columns)  // narrower than the label and the count
       line.resize(static_cast<std::size_t>(std::max(columns, 0)));
     std::fprintf(stderr, "\r%s\033[K", line.c_str());  // \033[K: erase the rest of the line
     std::fflush(stderr);

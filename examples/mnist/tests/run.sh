@@ -292,6 +292,13 @@ case $case_name in
     grep -Eq "^epoch 1 \[#*\.*\] [0-9]+/47 loss [0-9.e+-]+ [0-9.]+[kM]?/s [0-9:]+ left$" screen.txt ||
       { head -5 screen.txt; fail "no bar 'epoch 1 [##..] k/47 loss L R/s T left'"; }
     grep -q "^epoch: 1, Train Loss: " screen.txt || fail "no epoch line"
+    # 40 columns: the bar's pieces that do not fit are left out whole, none is cut.
+    script -qfec "stty cols 40 rows 24; '$MNIST' --data-dir d --epochs 1 --out run40" typescript40 >/dev/null </dev/null
+    sed 's/\x1b\[[0-9;]*[A-Za-z]//g' typescript40 | tr '\r' '\n' | grep -E '^(epoch [0-9]+|test) ' >bars40.txt ||
+      fail "no bar at 40 columns"
+    ! awk 'length($0) > 39' bars40.txt | grep . || fail "a bar is wider than 39 columns"
+    ! grep -Ev '^(epoch [0-9]+|test)( \[[#.]+\])? [0-9]+/[0-9]+( loss [0-9.e+-]+)?( [0-9.]+[kM]?/s)?( [0-9:]+ left)?$' \
+      bars40.txt || fail "a piece of the bar was cut at 40 columns"
     ;;
   pictures_any_values)
     # plots.hpp draws any values, in bounded time: one huge value (the tick loop used never to
