@@ -210,10 +210,18 @@ TEST_CASE("MnistDataset: EMNIST's prefixed names, one dataset per directory", "[
   write(dir, "emnist-digits-train-images-idx3-ubyte", idx({5, 2, 3}, pixel_bytes(5)));
   CHECK_THROWS_WITH(MnistDataset<float>(dir, true),
                     dir +
-                        ": holds several datasets' training images "
+                        ": holds several files that could be the training images "
                         "(emnist-digits-train-images-idx3-ubyte, "
-                        "emnist-letters-train-images-idx3-ubyte.gz): keep one dataset per "
-                        "directory");
+                        "emnist-letters-train-images-idx3-ubyte.gz): keep one dataset, in one "
+                        "spelling, per directory");
+  // Images and labels of different datasets are not paired, even of equal counts.
+  const std::string mixed = tmp_dir("emnist_mixed");
+  write(mixed, "train-images-idx3-ubyte", idx({5, 2, 3}, pixel_bytes(5)));
+  write(mixed, "emnist-mnist-train-labels-idx1-ubyte.gz", idx({5}, label_bytes(5)));
+  CHECK_THROWS_WITH(MnistDataset<float>(mixed, true),
+                    mixed + "/train-images-idx3-ubyte: its labels are not beside it: " + mixed +
+                        "/emnist-mnist-train-labels-idx1-ubyte.gz is of another dataset; keep "
+                        "one dataset per directory");
 }
 
 TEST_CASE("MnistDataset: errors name the files and the problem", "[mnist]") {

@@ -77,7 +77,16 @@ class MnistDataset {
   /// DataError naming the first file not found and the spellings tried.
   static std::pair<std::string, std::string> find_files(const std::string& root, bool train) {
     std::string images = find_file(root, train, "images", "idx3");  // images first, always
-    return {std::move(images), find_file(root, train, "labels", "idx1")};
+    std::string labels = find_file(root, train, "labels", "idx1");
+    // Both of one dataset: their names agree up to "images" and "labels".
+    const auto key = [](const std::string& path, const char* kind) {
+      const std::string name = std::filesystem::path(path).filename().string();
+      return name.substr(0, name.rfind(kind));
+    };
+    if (key(images, "images") != key(labels, "labels"))
+      detail::idx_fail(images, "its labels are not beside it: " + labels +
+                                   " is of another dataset; keep one dataset per directory");
+    return {std::move(images), std::move(labels)};
   }
 
   /// One file of a split: kind "images" with tag "idx3", or "labels" with "idx1".
@@ -102,10 +111,12 @@ class MnistDataset {
     // emnist-letters-test-images-idx3-ubyte.gz. Two such datasets in one directory would
     // make the choice a guess, so that is refused.
     std::vector<std::string> found;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.empty() ? "." : dir, ec)) {
-      const std::string name = entry.path().filename().string();
+    std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {  // increment(ec): errors end the listing
+      const std::string name = it->path().filename().string();
       if (prefixed_name(name, train, kind, tag)) found.push_back(name);
     }
+    if (ec) detail::idx_fail(root.empty() ? "." : root, "cannot list it: " + ec.message());
     std::sort(found.begin(), found.end());
     // Raw wins over .gz, as above: "x" sorts just before "x.gz".
     for (std::size_t i = 0; i + 1 < found.size(); ++i)
@@ -114,9 +125,9 @@ class MnistDataset {
     if (found.size() > 1)
       detail::idx_fail(
           root.empty() ? "." : root,
-          detail::concat("holds several datasets' ", train ? "training " : "test ", kind, " (",
-                         found[0], ", ", found[1], (found.size() > 2 ? ", ..." : ""),
-                         "): keep one dataset per directory"));
+          detail::concat("holds several files that could be the ", train ? "training " : "test ",
+                         kind, " (", found[0], ", ", found[1], (found.size() > 2 ? ", ..." : ""),
+                         "): keep one dataset, in one spelling, per directory"));
     detail::idx_fail(dir + stem + "-" + tag + "-ubyte",
                      "cannot open: No such file or directory (nor .gz, nor the " + stem + "." +
                          tag + "-ubyte spelling, nor a prefixed name as EMNIST's); " +
