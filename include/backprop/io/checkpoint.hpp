@@ -347,9 +347,9 @@ CheckpointState load_checkpoint(const std::string& path, Module<T>& module, Opti
   // The optimizer's state, built aside (this allocates) and swapped in at the end.
   detail::LoadState<T> load(file, optimizer.parameters());
   optimizer.visit_state(load);
-  for (const std::string& name : optimizer_names)
-    if (!load.claimed.count(name))
-      detail::safetensors_fail(path, "unexpected tensor ", detail::quote(name),
+  for (const SafetensorsTensor& t : file.tensors)  // in file order: the first is named
+    if (optimizer_names.count(t.name) && !load.claimed.count(t.name))
+      detail::safetensors_fail(path, "unexpected tensor ", detail::quote(t.name),
                                " in the file: the optimizer has no such parameter");
   // Nothing below can fail.
   detail::commit_state_load(copies);
