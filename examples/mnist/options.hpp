@@ -87,8 +87,9 @@ options (override the preset):
   --load PATH           load weights (a state_dict) before training, as reference 2
   --save PATH           write a checkpoint there after every epoch and where the run
                         stops (default <out>/checkpoint.safetensors, or the --resume
-                        file; "none" to disable). An earlier run's checkpoint there
-                        is first moved to <name>.previous.safetensors
+                        file; "none" to disable). The first save moves an earlier
+                        run's checkpoint there aside: x.safetensors to
+                        x.previous.safetensors
   --resume PATH         continue a run from its checkpoint, mid-epoch included: weights,
                         optimizer, position, random state; the result is bit for bit
                         that of an uninterrupted run. Ctrl-C stops a run resumably

@@ -46,8 +46,9 @@ inline bool nothing_to_train(const Options& o, const Session& s, const World& wo
   return true;
 }
 
-inline std::runtime_error diverged(const Options& o, float loss, const Position& at, double lr) {
-  const bool saved = !o.save.empty() && std::filesystem::exists(o.save);
+inline std::runtime_error diverged(const Options& o, const Session& s, float loss,
+                                   const Position& at, double lr) {
+  const bool saved = !o.save.empty() && s.own_checkpoint();  // not another run's
   char what[512];
   std::snprintf(what, sizeof what,
                 "the training loss became %g at epoch %lld, step %lld (lr %g): try a smaller --lr, "
@@ -114,10 +115,7 @@ inline void end_of_epoch(const Options& o, Session& s, World& world, Module<floa
         {at.epoch, lr, loss / steps, acc / steps, te.loss, te.acc, te.acc_per_sample, at.seconds});
     print_epoch_line(s.h.epochs.back());
     write_csvs(o, s.h);
-    if (!o.save.empty())
-      backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch + 1,
-                                    backprop::default_generator(),
-                                    s.metadata(o, world, Position{at.epoch + 1, 0, {}, 0}));
+    if (!o.save.empty()) s.save(o, world, Position{at.epoch + 1, 0, {}, 0});
   }
   std::fill(at.rank_sums.begin(), at.rank_sums.end(), 0.0);
   at.seconds = 0;
@@ -173,9 +171,7 @@ inline void save_stop_point(const Options& o, Session& s, World& world, Stop sto
                              ": try a smaller --lr; nothing was saved for these steps");
   at.rank_sums = gathered_sums(world, at);
   if (!world.root()) return;
-  if (!o.save.empty())
-    backprop::io::save_checkpoint(o.save, *s.model, s.optimizer, at.epoch,
-                                  backprop::default_generator(), s.metadata(o, world, at));
+  if (!o.save.empty()) s.save(o, world, at);
   std::fprintf(stderr, "%s at epoch %lld, step %lld of %lld\n",
                stop == Stop::signal ? "interrupted" : "stopped (--max-steps)",
                static_cast<long long>(at.epoch), static_cast<long long>(at.step),

@@ -19,6 +19,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -191,31 +192,49 @@ inline std::string first_non_finite(Module<float>& model) {
 
 inline bool all_finite(Module<float>& model) { return first_non_finite(model).empty(); }
 
-/// Weights read from `file` must be finite: training from a NaN gives a NaN loss, whose error
+/// Finds the optimizer's first state tensor (a momentum buffer, Adam's exp_avg, ...) holding
+/// a NaN or an infinity.
+struct NonFiniteState : backprop::OptimizerStateVisitor<float> {
+  std::string found;  // "momentum_buffer of parameter 3"
+  void tensors(std::string_view kind, std::vector<Tensor<float>>& per_parameter) override {
+    for (std::size_t i = 0; i < per_parameter.size() && found.empty(); ++i)
+      if (!per_parameter[i].vector().allFinite())
+        found = std::string(kind) + " of parameter " + std::to_string(i);
+  }
+  void counter(std::string_view, std::int64_t&) override {}
+};
+
+/// What was read from `file` must be finite: training from a NaN gives a NaN loss, whose error
 /// would blame --lr.
-inline void check_loaded_finite(Module<float>& model, const std::string& file) {
+inline void check_loaded_finite(Module<float>& model, backprop::Optimizer<float>& optimizer,
+                                const std::string& file) {
   const std::string name = first_non_finite(model);
   if (!name.empty())
     throw std::runtime_error(file + ": tensor '" + name + "' holds NaN or infinite values");
+  NonFiniteState state;
+  optimizer.visit_state(state);
+  if (!state.found.empty())
+    throw std::runtime_error(file + ": the optimizer's " + state.found +
+                             " holds NaN or infinite values");
 }
 
-/// A run saving over a checkpoint it did not start from (a fresh run into the same --out, say)
-/// first moves that one aside to <name>.previous<ext>: one generation is kept, not lost.
-inline void keep_earlier_checkpoint(const Options& o) {
+/// Where the checkpoint at --save goes when this run first saves, if it is another run's (a
+/// fresh run into the same --out, say): <stem>.previous<ext>, so one generation is kept. ""
+/// when there is none, or when this run continues it (--resume). Checked before training.
+inline std::string earlier_checkpoint_destination(const Options& o) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::exists(o.save, ec)) return;
-  if (!o.resume.empty() && fs::equivalent(o.save, o.resume, ec)) return;  // continuing it
+  if (!fs::exists(o.save, ec)) return "";
+  if (!o.resume.empty() && fs::equivalent(o.save, o.resume, ec)) return "";  // continuing it
   if (!fs::is_regular_file(o.save, ec))
     throw std::runtime_error(o.save + ": exists and is not a regular file (--save)");
   fs::path previous = o.save;
   previous.replace_filename(previous.stem().string() + ".previous" + previous.extension().string());
-  fs::rename(o.save, previous, ec);
-  if (ec)
-    throw std::runtime_error(o.save + ": cannot move the earlier checkpoint aside to " +
-                             previous.string() + ": " + ec.message());
-  std::fprintf(stderr, "%s held an earlier checkpoint: kept as %s\n", o.save.c_str(),
-               previous.c_str());
+  for (const std::string* start : {&o.load, &o.resume})
+    if (!start->empty() && fs::equivalent(previous, *start, ec))
+      throw std::runtime_error(o.save + ": saving there would move it onto " + previous.string() +
+                               ", the file this run starts from: --save elsewhere");
+  return previous.string();
 }
 
 /// BatchNorm1d cannot train on a batch of one sample (nor can PyTorch's): a training set that
@@ -248,7 +267,7 @@ struct Session {
       const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.load);
       check_preset(file, "--load", o);
       backprop::io::load_state_dict(file, *model);
-      check_loaded_finite(*model, o.load);
+      check_loaded_finite(*model, optimizer, o.load);
     }
     if (!o.resume.empty()) {
       const backprop::io::SafetensorsFile file = backprop::io::read_safetensors(o.resume);
@@ -256,7 +275,7 @@ struct Session {
       check_run_flags(file, o);
       const backprop::io::CheckpointState s =
           backprop::io::load_checkpoint(o.resume, *model, optimizer, backprop::default_generator());
-      check_loaded_finite(*model, o.resume);
+      check_loaded_finite(*model, optimizer, o.resume);
       h = History::from_metadata(s.metadata, s.epoch, o.resume);
       o.seed = h.seed;
       resumed_mid_epoch(o, world, s.metadata);
@@ -271,9 +290,11 @@ struct Session {
       if (!o.save.empty()) {
         const std::string dir = std::filesystem::path(o.save).parent_path().string();
         check_writable_directory(dir.empty() ? "." : dir, "--save " + o.save);
-        keep_earlier_checkpoint(o);
+        earlier_checkpoint_ = earlier_checkpoint_destination(o);
       }
     }
+    std::error_code ec;
+    own_checkpoint_ = !o.resume.empty() && std::filesystem::equivalent(o.save, o.resume, ec);
   }
   Session(const Session&) = delete;  // optimizer and schedule point into it
   Session& operator=(const Session&) = delete;
@@ -289,6 +310,27 @@ struct Session {
     return meta;
   }
 
+  /// Writes the checkpoint at `at` to --save (rank 0). The first save of a run moves an earlier
+  /// run's checkpoint there aside, and says so.
+  void save(const Options& o, const World& world, const Position& at) {
+    std::error_code ec;
+    if (!earlier_checkpoint_.empty() && std::filesystem::exists(o.save, ec)) {
+      std::filesystem::rename(o.save, earlier_checkpoint_, ec);
+      if (ec)
+        throw std::runtime_error(o.save + ": cannot move the earlier checkpoint aside to " +
+                                 earlier_checkpoint_ + ": " + ec.message());
+      std::fprintf(stderr, "%s held an earlier checkpoint: kept as %s\n", o.save.c_str(),
+                   earlier_checkpoint_.c_str());
+    }
+    earlier_checkpoint_.clear();
+    backprop::io::save_checkpoint(o.save, *model, optimizer, at.epoch,
+                                  backprop::default_generator(), metadata(o, world, at));
+    own_checkpoint_ = true;
+  }
+
+  /// Whether the checkpoint at --save is this run's: saved by it, or the one it resumed.
+  bool own_checkpoint() const { return own_checkpoint_; }
+
   const backprop::io::MnistDataset<float> train, test;
   std::unique_ptr<Module<float>> model;
   std::unique_ptr<backprop::Optimizer<float>> optimizer_;  // --optimizer's
@@ -298,6 +340,9 @@ struct Session {
   History h;  // h.at: where the run is
 
  private:
+  std::string earlier_checkpoint_;  // see earlier_checkpoint_destination()
+  bool own_checkpoint_ = false;
+
   // One split of --data-dir: at least one sample of at least one pixel, and labels in
   // [0, --classes). The dataset is told 256 classes (any byte), so that the check here can
   // name the flag.

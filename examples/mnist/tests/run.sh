@@ -130,6 +130,14 @@ case $case_name in
       expect_error 1 "^mnist: error: nan.safetensors: tensor 'layer1.0.weight' holds NaN or infinite values$" \
         --data-dir d --epochs 2 --out o $flag nan.safetensors
     done
+    # And one whose first momentum buffer starts with a NaN, found from the header's offsets.
+    cp good/checkpoint.safetensors nanm.safetensors
+    at=$(head -c $((8 + n)) nanm.safetensors | tail -c "$n" | grep -o '"optimizer.momentum_buffer.layer1.0.weight":{[^}]*}' |
+      sed 's/.*"data_offsets":\[\([0-9]*\),.*/\1/')
+    [ -n "$at" ] || fail "no momentum buffer in the checkpoint's header"
+    printf '\xff\xff\xff\xff' | dd of=nanm.safetensors bs=1 seek=$((8 + n + at)) conv=notrunc status=none
+    expect_error 1 "^mnist: error: nanm.safetensors: the optimizer's momentum_buffer of parameter 0 holds NaN or infinite values$" \
+      --data-dir d --epochs 2 --resume nanm.safetensors
     ;;
   bad_input_mismatched_checkpoint)
     # A checkpoint of the other preset is named as such, with the flag that fits it.
@@ -396,6 +404,20 @@ case $case_name in
       fail "$(cat third.err)"
     ! grep -q 'earlier checkpoint' third.err || fail "--resume moved its own checkpoint aside"
     cmp first.safetensors o/checkpoint.previous.safetensors || fail "--resume replaced the kept one"
+    # Nothing moves before the run saves: not when it trains nothing, nor when it is refused.
+    cp o/checkpoint.safetensors second.safetensors
+    "$MNIST" --data-dir d --epochs 1 --out o --max-steps 0 >/dev/null 2>fourth.err ||
+      fail "$(cat fourth.err)"
+    synthetic d65 65
+    expect_error 1 'last batch of 1' --data-dir d65 --epochs 1 --out o
+    # A fresh run that diverges before its first save does not call the earlier run's
+    # checkpoint its "last good" one.
+    expect_error 1 'loss became .* or check that the inputs are normalised$' --data-dir d --epochs 1 --out o --lr 1e30
+    cmp second.safetensors o/checkpoint.safetensors || fail "a run that saved nothing moved the checkpoint"
+    cmp first.safetensors o/checkpoint.previous.safetensors || fail "a run that saved nothing replaced the kept one"
+    # Going back to the kept checkpoint must not move the other onto it.
+    expect_error 1 "^mnist: error: o/checkpoint.safetensors: saving there would move it onto o/checkpoint.previous.safetensors, the file this run starts from: --save elsewhere$" \
+      --data-dir d --epochs 1 --out o --load o/checkpoint.previous.safetensors
     mkdir o/dir.safetensors
     expect_error 1 '^mnist: error: o/dir.safetensors: exists and is not a regular file \(--save\)$' \
       --data-dir d --epochs 1 --out o --save o/dir.safetensors
