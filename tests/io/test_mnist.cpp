@@ -214,6 +214,11 @@ TEST_CASE("MnistDataset: EMNIST's prefixed names, one dataset per directory", "[
                         "(emnist-digits-train-images-idx3-ubyte, "
                         "emnist-letters-train-images-idx3-ubyte.gz): keep one dataset, in one "
                         "spelling, per directory");
+  // "t10k" and "test" name one split: such a pair is one dataset.
+  const std::string split = tmp_dir("t10k_and_test");
+  write(split, "t10k-images-idx3-ubyte", idx({3, 2, 3}, pixel_bytes(3)));
+  write(split, "test-labels-idx1-ubyte", idx({3}, label_bytes(3)));
+  CHECK(MnistDataset<float>(split, false).labels_path() == split + "/test-labels-idx1-ubyte");
   // Images and labels of different datasets are not paired, even of equal counts.
   const std::string mixed = tmp_dir("emnist_mixed");
   write(mixed, "train-images-idx3-ubyte", idx({5, 2, 3}, pixel_bytes(5)));

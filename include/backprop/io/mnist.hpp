@@ -78,10 +78,13 @@ class MnistDataset {
   static std::pair<std::string, std::string> find_files(const std::string& root, bool train) {
     std::string images = find_file(root, train, "images", "idx3");  // images first, always
     std::string labels = find_file(root, train, "labels", "idx1");
-    // Both of one dataset: their names agree up to "images" and "labels".
+    // Both of one dataset: their names agree up to "images" and "labels" ("test" as "t10k").
     const auto key = [](const std::string& path, const char* kind) {
       const std::string name = std::filesystem::path(path).filename().string();
-      return name.substr(0, name.rfind(kind));
+      std::string k = name.substr(0, name.rfind(kind));
+      if (k.size() >= 5 && k.compare(k.size() - 5, 5, "test-") == 0)
+        k.replace(k.size() - 5, 4, "t10k");
+      return k;
     };
     if (key(images, "images") != key(labels, "labels"))
       detail::idx_fail(images, "its labels are not beside it: " + labels +
