@@ -72,7 +72,7 @@ int train(Options o, World& world) {
       s.optimizer.zero_grad(/*set_to_none=*/true);  // optimizer.zero_grad() (PyTorch 2 default)
       const Tensor<float>& out = model.forward(batch.images);     // out = model(img)
       const float loss = s.criterion.forward(out, batch.labels);  // criterion(out, label)
-      if (!std::isfinite(loss)) throw diverged(o, s, loss, at, lr);
+      if (!std::isfinite(loss)) throw diverged(s, loss, at, lr);
       model.backward(s.criterion.backward());  // loss.backward()
       s.optimizer.step();                      // optimizer.step()
       sums[0] += loss;

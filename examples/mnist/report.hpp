@@ -46,17 +46,15 @@ inline bool nothing_to_train(const Options& o, const Session& s, const World& wo
   return true;
 }
 
-inline std::runtime_error diverged(const Options& o, const Session& s, float loss,
-                                   const Position& at, double lr) {
-  const bool saved = !o.save.empty() && s.own_checkpoint();  // not another run's
-  char what[512];
+inline std::runtime_error diverged(const Session& s, float loss, const Position& at, double lr) {
+  char what[256];
   std::snprintf(what, sizeof what,
                 "the training loss became %g at epoch %lld, step %lld (lr %g): try a smaller --lr, "
-                "or check that the inputs are normalised%s%s",
+                "or check that the inputs are normalised",
                 static_cast<double>(loss), static_cast<long long>(at.epoch),
-                static_cast<long long>(at.step), lr, saved ? "; the last good checkpoint is " : "",
-                saved ? o.save.c_str() : "");
-  return std::runtime_error(what);
+                static_cast<long long>(at.step), lr);
+  const std::string& last = s.last_good_checkpoint();
+  return std::runtime_error(last.empty() ? what : what + ("; the last good checkpoint is " + last));
 }
 
 // distributed: every rank ran the same steps on equal batches, so the mean over ranks of a
@@ -115,8 +113,8 @@ inline void end_of_epoch(const Options& o, Session& s, World& world, Module<floa
         {at.epoch, lr, loss / steps, acc / steps, te.loss, te.acc, te.acc_per_sample, at.seconds});
     print_epoch_line(s.h.epochs.back());
     write_csvs(o, s.h);
-    if (!o.save.empty()) s.save(o, world, Position{at.epoch + 1, 0, {}, 0});
   }
+  if (!o.save.empty()) s.save(o, world, Position{at.epoch + 1, 0, {}, 0});
   std::fill(at.rank_sums.begin(), at.rank_sums.end(), 0.0);
   at.seconds = 0;
 }
@@ -170,8 +168,8 @@ inline void save_stop_point(const Options& o, Session& s, World& world, Stop sto
                              std::to_string(at.epoch) + ", step " + std::to_string(at.step) +
                              ": try a smaller --lr; nothing was saved for these steps");
   at.rank_sums = gathered_sums(world, at);
-  if (!world.root()) return;
   if (!o.save.empty()) s.save(o, world, at);
+  if (!world.root()) return;
   std::fprintf(stderr, "%s at epoch %lld, step %lld of %lld\n",
                stop == Stop::signal ? "interrupted" : "stopped (--max-steps)",
                static_cast<long long>(at.epoch), static_cast<long long>(at.step),

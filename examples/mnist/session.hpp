@@ -230,6 +230,9 @@ inline std::string earlier_checkpoint_destination(const Options& o) {
     throw std::runtime_error(o.save + ": exists and is not a regular file (--save)");
   fs::path previous = o.save;
   previous.replace_filename(previous.stem().string() + ".previous" + previous.extension().string());
+  if (fs::exists(previous, ec) && !fs::is_regular_file(previous, ec))
+    throw std::runtime_error(previous.string() + ": exists and is not a regular file, so " +
+                             o.save + " cannot be moved aside there: --save elsewhere");
   for (const std::string* start : {&o.load, &o.resume})
     if (!start->empty() && fs::equivalent(previous, *start, ec))
       throw std::runtime_error(o.save + ": saving there would move it onto " + previous.string() +
@@ -293,8 +296,7 @@ struct Session {
         earlier_checkpoint_ = earlier_checkpoint_destination(o);
       }
     }
-    std::error_code ec;
-    own_checkpoint_ = !o.resume.empty() && std::filesystem::equivalent(o.save, o.resume, ec);
+    last_good_ = o.resume;  // until this run saves
   }
   Session(const Session&) = delete;  // optimizer and schedule point into it
   Session& operator=(const Session&) = delete;
@@ -310,9 +312,11 @@ struct Session {
     return meta;
   }
 
-  /// Writes the checkpoint at `at` to --save (rank 0). The first save of a run moves an earlier
-  /// run's checkpoint there aside, and says so.
+  /// Writes the checkpoint at `at` to --save (rank 0; every rank calls it). The first save of a
+  /// run moves an earlier run's checkpoint there aside, and says so.
   void save(const Options& o, const World& world, const Position& at) {
+    last_good_ = o.save;
+    if (!world.root()) return;
     std::error_code ec;
     if (!earlier_checkpoint_.empty() && std::filesystem::exists(o.save, ec)) {
       std::filesystem::rename(o.save, earlier_checkpoint_, ec);
@@ -325,11 +329,11 @@ struct Session {
     earlier_checkpoint_.clear();
     backprop::io::save_checkpoint(o.save, *model, optimizer, at.epoch,
                                   backprop::default_generator(), metadata(o, world, at));
-    own_checkpoint_ = true;
   }
 
-  /// Whether the checkpoint at --save is this run's: saved by it, or the one it resumed.
-  bool own_checkpoint() const { return own_checkpoint_; }
+  /// The last checkpoint of this run: the one it saved, else the one it resumed; "" if none
+  /// (an earlier run's checkpoint at --save is not this run's).
+  const std::string& last_good_checkpoint() const { return last_good_; }
 
   const backprop::io::MnistDataset<float> train, test;
   std::unique_ptr<Module<float>> model;
@@ -341,7 +345,7 @@ struct Session {
 
  private:
   std::string earlier_checkpoint_;  // see earlier_checkpoint_destination()
-  bool own_checkpoint_ = false;
+  std::string last_good_;           // see last_good_checkpoint()
 
   // One split of --data-dir: at least one sample of at least one pixel, and labels in
   // [0, --classes). The dataset is told 256 classes (any byte), so that the check here can

@@ -418,6 +418,12 @@ case $case_name in
     # Going back to the kept checkpoint must not move the other onto it.
     expect_error 1 "^mnist: error: o/checkpoint.safetensors: saving there would move it onto o/checkpoint.previous.safetensors, the file this run starts from: --save elsewhere$" \
       --data-dir d --epochs 1 --out o --load o/checkpoint.previous.safetensors
+    mkdir o/x.previous.safetensors && cp o/checkpoint.safetensors o/x.safetensors
+    expect_error 1 "^mnist: error: o/x.previous.safetensors: exists and is not a regular file, so o/x.safetensors cannot be moved aside there: --save elsewhere$" \
+      --data-dir d --epochs 1 --out o --save o/x.safetensors
+    # Diverging before its first save, a resumed run names the checkpoint it resumed.
+    expect_error 1 'normalised; the last good checkpoint is o/checkpoint.safetensors$' \
+      --data-dir d --epochs 3 --resume o/checkpoint.safetensors --save o/y.safetensors --lr 1e30
     mkdir o/dir.safetensors
     expect_error 1 '^mnist: error: o/dir.safetensors: exists and is not a regular file \(--save\)$' \
       --data-dir d --epochs 1 --out o --save o/dir.safetensors
