@@ -82,8 +82,7 @@ class MnistDataset {
     const auto key = [](const std::string& path, const char* kind) {
       const std::string name = std::filesystem::path(path).filename().string();
       std::string k = name.substr(0, name.rfind(kind));
-      if (k.size() >= 5 && k.compare(k.size() - 5, 5, "test-") == 0)
-        k.replace(k.size() - 5, 4, "t10k");
+      if (ends_with(k, "test-")) k.replace(k.size() - 5, 4, "t10k");
       return k;
     };
     if (key(images, "images") != key(labels, "labels"))
@@ -96,6 +95,7 @@ class MnistDataset {
   static std::string find_file(const std::string& root, bool train, const std::string& kind,
                                const std::string& tag) {
     std::error_code ec;
+    const std::string shown = root.empty() ? "." : root;  // the directory, as errors name it
     if (!root.empty() && !std::filesystem::is_directory(root, ec))
       detail::idx_fail(root, std::filesystem::exists(root, ec)
                                  ? "not a directory"
@@ -114,12 +114,12 @@ class MnistDataset {
     // emnist-letters-test-images-idx3-ubyte.gz. Two such datasets in one directory would
     // make the choice a guess, so that is refused.
     std::vector<std::string> found;
-    std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), end;
+    std::filesystem::directory_iterator it(shown, ec), end;
     for (; !ec && it != end; it.increment(ec)) {  // increment(ec): errors end the listing
       const std::string name = it->path().filename().string();
       if (prefixed_name(name, train, kind, tag)) found.push_back(name);
     }
-    if (ec) detail::idx_fail(root.empty() ? "." : root, "cannot list it: " + ec.message());
+    if (ec) detail::idx_fail(shown, "cannot list it: " + ec.message());
     std::sort(found.begin(), found.end());
     // Raw wins over .gz, as above: "x" sorts just before "x.gz".
     for (std::size_t i = 0; i + 1 < found.size(); ++i)
@@ -127,7 +127,7 @@ class MnistDataset {
     if (found.size() == 1) return dir + found[0];
     if (found.size() > 1)
       detail::idx_fail(
-          root.empty() ? "." : root,
+          shown,
           detail::concat("holds several files that could be the ", train ? "training " : "test ",
                          kind, " (", found[0], ", ", found[1], (found.size() > 2 ? ", ..." : ""),
                          "): keep one dataset, in one spelling, per directory"));
@@ -143,9 +143,7 @@ class MnistDataset {
   static bool prefixed_name(std::string name, bool train, const std::string& kind,
                             const std::string& tag) {
     const auto cut_suffix = [&name](const std::string& suffix) {
-      if (name.size() < suffix.size() ||
-          name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
-        return false;
+      if (!ends_with(name, suffix)) return false;
       name.resize(name.size() - suffix.size());
       return true;
     };
@@ -154,6 +152,11 @@ class MnistDataset {
     if (!cut_suffix("-" + kind)) return false;
     if (!(train ? cut_suffix("train") : (cut_suffix("t10k") || cut_suffix("test")))) return false;
     return name.empty() || name.back() == '-' || name.back() == '_' || name.back() == '.';
+  }
+
+  static bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() &&
+           s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   }
 
   MnistDataset(std::pair<std::string, std::string> paths, T mean, T std, Index num_classes)
