@@ -64,6 +64,9 @@ while [ $trials -lt $min_trials ] ||
   if [ ! -f "$ckpt" ]; then
     [ $prev_epoch = -1 ] || fail "trial $trials: the checkpoint disappeared"
     none=$((none + 1))
+    # Five kills in a row before the first save: the machine is slower now than at the
+    # calibration (a loaded CI host), so let the next kills land later.
+    [ $((none % 5)) != 0 ] || span=$((span * 2))
   elif ! epoch=$("$kit" check-checkpoint bn-mlp "$ckpt" 2>check.txt); then
     cp "$ckpt" "torn-$trials.safetensors"
     fail "trial $trials: torn checkpoint (kept as $work/torn-$trials.safetensors): $(cat check.txt)"
